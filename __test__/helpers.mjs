@@ -1,0 +1,104 @@
+// Shared by the node:test files (runs under Node and Bun). Every process a test signals is one
+// it spawned itself, by pid.
+import { spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+export const fixtures = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
+export const isBun = typeof globalThis.Bun !== 'undefined';
+export const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+
+/** A fresh directory, world-traversable so an unprivileged child can use it; removed by `t.after`. */
+export function tempDir(t) {
+  const dir = mkdtempSync(join(tmpdir(), 'qvac-managed-test-'));
+  chmodSync(dir, 0o755);
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/**
+ * Spawns a fixture script with the current runtime. Resolves lines of JSON it prints; the
+ * child is killed (SIGKILL, by pid) when the test ends if it is still running.
+ */
+export function spawnFixture(t, script, args = [], options = {}) {
+  const child = spawn(process.execPath, [join(fixtures, script), ...args], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+    ...options
+  });
+  const events = [];
+  const waiters = [];
+  // 'close', not 'exit': only then has all of the child's output been read.
+  const exited = new Promise((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    let event;
+    try {
+      event = JSON.parse(line);
+    } catch {
+      return;
+    }
+    events.push(event);
+    for (const w of [...waiters]) {
+      if (w.match(event)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(event);
+      }
+    }
+  });
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  return {
+    child,
+    pid: child.pid,
+    exited,
+    events,
+    /** The first event (past or future) for which `match` is true; rejects if the child exits first. */
+    next(match, timeoutMs = 20_000) {
+      const seen = events.find(match);
+      if (seen) return Promise.resolve(seen);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`${script}: no matching event within ${timeoutMs} ms; saw ${JSON.stringify(events)}`)), timeoutMs);
+        const w = {
+          match,
+          resolve: (e) => {
+            clearTimeout(timer);
+            resolve(e);
+          }
+        };
+        waiters.push(w);
+        exited.then(({ code, signal }) => {
+          clearTimeout(timer);
+          if (waiters.includes(w)) reject(new Error(`${script} exited (${code ?? signal}) before a matching event; saw ${JSON.stringify(events)}`));
+        });
+      });
+    },
+    /** Closes stdin: fixtures release what they hold and exit normally. */
+    finish() {
+      child.stdin.end();
+      return exited;
+    }
+  };
+}
+
+export const event = (name) => (e) => e.event === name;
+
+/** Polls `check` until it returns truthy or `timeoutMs` passes. */
+export async function waitFor(check, timeoutMs = 10_000, what = 'condition') {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** A pid that belonged to a process that has exited (spawned and reaped here). */
+export async function deadPid() {
+  const child = spawn(process.execPath, ['-e', '0'], { stdio: 'ignore' });
+  await new Promise((r) => child.once('exit', r));
+  return child.pid;
+}

@@ -1,0 +1,16 @@
+//! The lifecycle of local QVAC processes, as plain Rust.
+//!
+//! Nothing here knows about Node: the napi binding at the workspace root converts types and
+//! maps errors, the `qvac-managed` binary drives the runner. Every concept has one module.
+
+pub mod file_lock;
+pub mod options;
+pub mod pid_lock;
+mod platform;
+pub mod process;
+pub mod retry;
+
+pub use file_lock::{FileLock, FileLockError, LockMode};
+pub use pid_lock::{LockHolder, PidLock, PidLockError};
+pub use process::{Liveness, ProcessIdentity};
+pub use retry::{Backoff, CancelToken, RetryError, RetryPolicy};

@@ -1,0 +1,553 @@
+//! PID lock: a file that names the process holding it, for single-instance guards such as the
+//! SDK worker's `~/.qvac/.worker.lock`.
+//!
+//! Invariants:
+//! - The file is created complete (written to a temp file, then hard-linked into place), so an
+//!   empty or half-written lock file is never one of ours.
+//! - It is taken from its holder only when the holder is provably dead (no such pid, or the pid
+//!   now belongs to a process with another start time or boot). EPERM from `kill(pid, 0)` means
+//!   alive; pid 1 is never provably dead. Empty or garbage content counts as held until the file
+//!   is [`STALE_WINDOW`] old.
+//! - A steal is a `rename` of our complete temp file over the stale one, done while holding an
+//!   flock on the lock's directory and after re-checking that the stale file is still the one
+//!   judged stale. Racing stealers therefore yield exactly one owner.
+//! - [`PidLock::release`] removes the file only if it is still the one we created.
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use crate::process::{Liveness, ProcessIdentity};
+use crate::retry::{retry, Attempt, CancelToken, RetryError, RetryPolicy};
+
+/// Content that cannot name a holder becomes stealable once the file is this old.
+pub const STALE_WINDOW: Duration = Duration::from_secs(30);
+
+/// Who the lock file says holds it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LockHolder {
+    /// The file names a process; `liveness` is what that process is now.
+    Process {
+        identity: ProcessIdentity,
+        liveness: Liveness,
+    },
+    /// Empty or garbage content (a crash mid-write, a hand edit), last written `age` ago.
+    Unreadable { age: Duration },
+}
+
+impl LockHolder {
+    pub fn pid(&self) -> Option<i32> {
+        match self {
+            LockHolder::Process { identity, .. } => Some(identity.pid),
+            LockHolder::Unreadable { .. } => None,
+        }
+    }
+
+    pub fn is_alive(&self) -> bool {
+        matches!(
+            self,
+            LockHolder::Process {
+                liveness: Liveness::Alive,
+                ..
+            }
+        )
+    }
+
+    /// Stealable: the holder is provably dead, or unreadable content outlived the window.
+    pub fn is_stale(&self) -> bool {
+        match self {
+            LockHolder::Process { liveness, .. } => liveness.is_provably_dead(),
+            LockHolder::Unreadable { age } => *age > STALE_WINDOW,
+        }
+    }
+
+    fn parse(text: &str, age: Duration) -> Self {
+        match ProcessIdentity::parse_record(text) {
+            Some(identity) if identity.pid > 0 => LockHolder::Process {
+                liveness: identity.liveness(),
+                identity,
+            },
+            // pid 0 and negatives address process groups; such a file names no holder.
+            _ => LockHolder::Unreadable { age },
+        }
+    }
+}
+
+/// The lock is held by someone else (or, not being re-entrant, by another handle of ours).
+#[derive(Debug)]
+pub struct HeldError {
+    pub path: PathBuf,
+    pub holder: LockHolder,
+    /// Attempts made and time spent when waiting; 1 and zero for a single try.
+    pub attempts: u32,
+    pub elapsed: Duration,
+    /// A stealer saw the holder dead but another process was taking the lock over.
+    pub takeover_in_progress: bool,
+}
+
+impl fmt::Display for HeldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = self.path.display();
+        let clear = format!("rm -f {}", shell_quote(&self.path));
+        match &self.holder {
+            LockHolder::Process { identity, .. } if self.takeover_in_progress => write!(
+                f,
+                "lock {path} was held by pid {}, which is dead; another process is taking it over now. Try again.",
+                identity.pid
+            )?,
+            LockHolder::Process { identity, .. } if identity.is_current_process() => write!(
+                f,
+                "lock {path} is already held by this process (pid {}); release that PidLock first.",
+                identity.pid
+            )?,
+            LockHolder::Process { identity, .. } if identity.pid == 1 => write!(
+                f,
+                "lock {path} names pid 1 (init), which is never treated as dead. If no process holds this lock, clear it with: {clear}"
+            )?,
+            LockHolder::Process { identity, .. } if identity.start_time.is_none() => write!(
+                f,
+                "lock {path} is held by pid {}, which is alive; the file records no start time, so a reused pid cannot be ruled out. If pid {} is not the holder, clear it with: {clear}",
+                identity.pid, identity.pid
+            )?,
+            LockHolder::Process { identity, .. } => write!(
+                f,
+                "lock {path} is held by pid {}, which is alive. Stop that process or wait for it to release the lock.",
+                identity.pid
+            )?,
+            LockHolder::Unreadable { age } => write!(
+                f,
+                "lock {path} names no holder (empty or damaged file, written {:.0} s ago); it becomes stealable after {} s. If no process holds it, clear it now with: {clear}",
+                age.as_secs_f64(),
+                STALE_WINDOW.as_secs()
+            )?,
+        }
+        if self.attempts > 1 {
+            write!(
+                f,
+                " (gave up after {} attempts over {} ms)",
+                self.attempts,
+                self.elapsed.as_millis()
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PidLockError {
+    #[error("{0}")]
+    Held(Box<HeldError>),
+    #[error("cannot {action} lock file {}: {source}{}", path.display(), io_hint(source))]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("waiting for lock {} was aborted", path.display())]
+    Aborted { path: PathBuf },
+}
+
+impl PidLockError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            PidLockError::Held(_) => "LOCK_HELD",
+            PidLockError::Io { .. } => "LOCK_IO",
+            PidLockError::Aborted { .. } => "ABORT_ERR",
+        }
+    }
+}
+
+fn io_hint(err: &io::Error) -> &'static str {
+    match err.kind() {
+        io::ErrorKind::PermissionDenied => {
+            " (check that this user can write to the lock's directory)"
+        }
+        io::ErrorKind::ReadOnlyFilesystem => " (the filesystem is read-only; choose another path)",
+        _ => "",
+    }
+}
+
+fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> PidLockError + 'a {
+    move |source| PidLockError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Identifies one file (inode), so we never remove or replace a file we did not judge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
+impl FileId {
+    fn of(meta: &fs::Metadata) -> Self {
+        FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }
+    }
+}
+
+/// A held PID lock. Dropping it releases it.
+#[derive(Debug)]
+pub struct PidLock {
+    path: PathBuf,
+    file_id: FileId,
+    released: bool,
+}
+
+impl PidLock {
+    /// One attempt: takes the lock if it is free or stale, otherwise [`PidLockError::Held`].
+    /// Creates the parent directory if missing. Never blocks on another process.
+    pub fn try_acquire(path: &Path) -> Result<PidLock, PidLockError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(parent).map_err(io_err("create the directory of", path))?;
+        }
+        let me = ProcessIdentity::current();
+        let temp = TempFile::write(path, me.to_record().as_bytes())?;
+        // A few rounds cover a holder file that vanishes or changes between our steps.
+        let mut last_seen = None;
+        for _ in 0..4 {
+            match fs::hard_link(&temp.path, path) {
+                Ok(()) => return Ok(PidLock::owned(path, temp.id)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io_err("create", path)(e)),
+            }
+            let Some((holder, id)) = read_holder(path)? else {
+                continue;
+            };
+            if !holder.is_stale() {
+                return Err(held(path, holder, false));
+            }
+            match steal(path, &temp, id)? {
+                Steal::Done => return Ok(PidLock::owned(path, temp.id)),
+                Steal::Contended => return Err(held(path, holder, true)),
+                Steal::Changed => last_seen = Some(holder),
+            }
+        }
+        let holder = match read_holder(path)? {
+            Some((holder, _)) => holder,
+            None => last_seen.unwrap_or(LockHolder::Unreadable {
+                age: Duration::ZERO,
+            }),
+        };
+        Err(held(path, holder, false))
+    }
+
+    /// Retries [`try_acquire`](Self::try_acquire) under `policy` while the lock is held;
+    /// other errors end at once. Cancelling `cancel` ends a pending wait immediately with
+    /// [`PidLockError::Aborted`].
+    pub async fn acquire(
+        path: &Path,
+        policy: &RetryPolicy,
+        cancel: &CancelToken,
+    ) -> Result<PidLock, PidLockError> {
+        let outcome = retry(policy, cancel, |_| async {
+            match PidLock::try_acquire(path) {
+                Ok(lock) => Attempt::Done(lock),
+                Err(PidLockError::Held(held)) => Attempt::Retry(held),
+                Err(other) => Attempt::Fail(other),
+            }
+        })
+        .await;
+        match outcome {
+            Ok(lock) => Ok(lock),
+            Err(RetryError::Failed(err)) => Err(err),
+            Err(RetryError::Cancelled) => Err(PidLockError::Aborted {
+                path: path.to_owned(),
+            }),
+            Err(RetryError::Exhausted {
+                attempts,
+                elapsed,
+                last,
+            }) => {
+                let mut held = last;
+                held.attempts = attempts;
+                held.elapsed = elapsed;
+                Err(PidLockError::Held(held))
+            }
+        }
+    }
+
+    /// Who holds the lock at `path` now, or `None` if there is no lock file.
+    pub fn inspect(path: &Path) -> Result<Option<LockHolder>, PidLockError> {
+        Ok(read_holder(path)?.map(|(holder, _)| holder))
+    }
+
+    /// Removes the lock file if it is still the one we created. Idempotent.
+    pub fn release(&mut self) -> Result<(), PidLockError> {
+        if self.released {
+            return Ok(());
+        }
+        self.released = true;
+        match fs::metadata(&self.path) {
+            Ok(meta) if FileId::of(&meta) == self.file_id => match fs::remove_file(&self.path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(io_err("remove", &self.path)(e)),
+            },
+            // Gone, or replaced by someone who proved us dead: nothing of ours to remove.
+            _ => Ok(()),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn owned(path: &Path, file_id: FileId) -> PidLock {
+        PidLock {
+            path: path.to_owned(),
+            file_id,
+            released: false,
+        }
+    }
+}
+
+impl Drop for PidLock {
+    fn drop(&mut self) {
+        let _ = self.release();
+    }
+}
+
+fn held(path: &Path, holder: LockHolder, takeover_in_progress: bool) -> PidLockError {
+    PidLockError::Held(Box::new(HeldError {
+        path: path.to_owned(),
+        holder,
+        attempts: 1,
+        elapsed: Duration::ZERO,
+        takeover_in_progress,
+    }))
+}
+
+/// Reads holder and file identity from one open descriptor, so both describe the same file.
+fn read_holder(path: &Path) -> Result<Option<(LockHolder, FileId)>, PidLockError> {
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err("read", path)(e)),
+    };
+    let meta = file.metadata().map_err(io_err("read", path))?;
+    let mut bytes = Vec::new();
+    Read::by_ref(&mut file)
+        .take(4096)
+        .read_to_end(&mut bytes)
+        .map_err(io_err("read", path))?;
+    let age = meta
+        .modified()
+        .ok()
+        .and_then(|mtime| SystemTime::now().duration_since(mtime).ok())
+        .unwrap_or(Duration::ZERO);
+    let holder = LockHolder::parse(&String::from_utf8_lossy(&bytes), age);
+    Ok(Some((holder, FileId::of(&meta))))
+}
+
+enum Steal {
+    Done,
+    /// Another process is stealing right now.
+    Contended,
+    /// The file is no longer the one judged stale.
+    Changed,
+}
+
+/// Replaces the stale file `judged` at `path` by our temp file, under the directory flock.
+fn steal(path: &Path, temp: &TempFile, judged: FileId) -> Result<Steal, PidLockError> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let guard = File::open(dir).map_err(io_err("open the directory of", path))?;
+    match fs4::FileExt::try_lock(&guard) {
+        Ok(()) => {}
+        Err(fs4::TryLockError::WouldBlock) => return Ok(Steal::Contended),
+        Err(fs4::TryLockError::Error(e)) => return Err(io_err("lock the directory of", path)(e)),
+    }
+    match read_holder(path)? {
+        Some((holder, id)) if id == judged && holder.is_stale() => {}
+        _ => return Ok(Steal::Changed),
+    }
+    fs::rename(&temp.path, path).map_err(io_err("replace stale", path))?;
+    Ok(Steal::Done)
+    // `guard` closes here, which releases the directory flock.
+}
+
+/// Our complete lock content, beside the lock, removed on drop unless it became the lock.
+struct TempFile {
+    path: PathBuf,
+    id: FileId,
+}
+
+impl TempFile {
+    fn write(lock: &Path, content: &[u8]) -> Result<TempFile, PidLockError> {
+        let mut name = lock.as_os_str().to_owned();
+        name.push(format!(
+            ".{}.{:08x}.tmp",
+            std::process::id(),
+            fastrand::u32(..)
+        ));
+        let path = PathBuf::from(name);
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&path)
+            .map_err(io_err("create", lock))?;
+        let temp = TempFile {
+            id: FileId::of(&file.metadata().map_err(io_err("create", lock))?),
+            path,
+        };
+        file.write_all(content)
+            .and_then(|()| file.sync_all())
+            .map_err(io_err("write", lock))?;
+        Ok(temp)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        // After a hard link the lock has its own name; after a rename this name is gone.
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// Quotes a path for a POSIX shell command the user can paste.
+fn shell_quote(path: &Path) -> String {
+    format!("'{}'", path.display().to_string().replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn dead_pid() -> i32 {
+        let mut child = Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        child.wait().unwrap();
+        pid
+    }
+
+    fn set_age(path: &Path, age: Duration) {
+        let file = File::options().write(true).open(path).unwrap();
+        file.set_modified(SystemTime::now() - age).unwrap();
+    }
+
+    #[test]
+    fn acquire_release_and_reacquire() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/worker.lock");
+        let mut lock = PidLock::try_acquire(&path).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert_eq!(std::process::id().to_string(), text.lines().next().unwrap());
+        // Not re-entrant: a second handle in the same process is refused.
+        match PidLock::try_acquire(&path) {
+            Err(PidLockError::Held(held)) => {
+                assert!(held.holder.is_alive());
+                assert!(held.to_string().contains("already held by this process"));
+            }
+            other => panic!("{other:?}"),
+        }
+        lock.release().unwrap();
+        lock.release().unwrap();
+        assert!(!path.exists());
+        drop(PidLock::try_acquire(&path).unwrap());
+        assert!(!path.exists(), "drop releases");
+        let leftovers: Vec<_> = fs::read_dir(path.parent().unwrap()).unwrap().collect();
+        assert!(leftovers.is_empty(), "no temp files left: {leftovers:?}");
+    }
+
+    #[test]
+    fn dead_and_reused_holders_are_stolen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.lock");
+        fs::write(&path, format!("{}\n", dead_pid())).unwrap();
+        let lock = PidLock::try_acquire(&path).unwrap();
+        drop(lock);
+
+        // Our own pid with another start time: the recorded process is gone.
+        let mut reused = ProcessIdentity::current();
+        reused.start_time = reused.start_time.map(|s| s.wrapping_sub(1));
+        fs::write(&path, reused.to_record()).unwrap();
+        assert!(PidLock::inspect(&path).unwrap().unwrap().is_stale());
+        let _lock = PidLock::try_acquire(&path).unwrap();
+        assert!(PidLock::inspect(&path).unwrap().unwrap().is_alive());
+    }
+
+    #[test]
+    fn init_and_group_pids_are_never_stolen_while_fresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.lock");
+        fs::write(&path, "1\nstart=1\n").unwrap();
+        let err = PidLock::try_acquire(&path).unwrap_err();
+        assert_eq!("LOCK_HELD", err.code());
+        assert!(err.to_string().contains("rm -f '"), "{err}");
+        set_age(&path, Duration::from_secs(3600));
+        assert!(
+            PidLock::try_acquire(&path).is_err(),
+            "pid 1 is held however old"
+        );
+
+        for content in ["0\n", "-1\n", "", "\u{0}garbage"] {
+            fs::write(&path, content).unwrap();
+            let holder = PidLock::inspect(&path).unwrap().unwrap();
+            assert_eq!(None, holder.pid(), "{content:?}");
+            assert!(!holder.is_stale());
+            assert!(PidLock::try_acquire(&path).is_err());
+            set_age(&path, STALE_WINDOW + Duration::from_secs(1));
+            drop(PidLock::try_acquire(&path).expect("stealable after the window"));
+        }
+    }
+
+    #[test]
+    fn racing_stealers_yield_one_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("race.lock");
+        fs::write(&path, format!("{}\n", dead_pid())).unwrap();
+        let barrier = std::sync::Barrier::new(16);
+        let owners: Vec<PidLock> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..16)
+                .map(|_| {
+                    s.spawn(|| {
+                        barrier.wait();
+                        PidLock::try_acquire(&path).ok()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .filter_map(|h| h.join().unwrap())
+                .collect()
+        });
+        assert_eq!(1, owners.len());
+    }
+
+    #[tokio::test]
+    async fn waiting_acquire_reports_attempts_and_can_be_cancelled() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.lock");
+        fs::write(&path, "1\n").unwrap();
+        let policy = RetryPolicy {
+            attempts: 3,
+            base_delay: Duration::from_millis(5),
+            jitter: 0.0,
+            ..RetryPolicy::default()
+        };
+        match PidLock::acquire(&path, &policy, &CancelToken::new()).await {
+            Err(PidLockError::Held(held)) => {
+                assert_eq!(3, held.attempts);
+                assert!(held.to_string().contains("after 3 attempts"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let cancel = CancelToken::new();
+        cancel.cancel();
+        let err = PidLock::acquire(&path, &policy, &cancel).await.unwrap_err();
+        assert_eq!("ABORT_ERR", err.code());
+    }
+}

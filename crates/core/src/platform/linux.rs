@@ -1,0 +1,97 @@
+//! Linux: process start times from `/proc/<pid>/stat`, the boot id, and flock holders from
+//! `/proc/locks`.
+
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::sync::OnceLock;
+
+/// Start time of `pid` in clock ticks since boot (field 22 of `/proc/<pid>/stat`).
+///
+/// Together with the boot id this names one process for the life of the machine: a pid that
+/// is reused gets a different start time.
+pub fn process_start_time(pid: i32) -> Option<u64> {
+    if pid <= 0 {
+        return None;
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is parenthesised and may itself contain spaces or ')'.
+    let after_comm = &stat[stat.rfind(')')? + 1..];
+    // after_comm starts at field 3 (state); starttime is field 22.
+    after_comm.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// This boot's id; it changes on every reboot, so a start time from another boot never matches.
+pub fn boot_id() -> Option<String> {
+    static BOOT_ID: OnceLock<Option<String>> = OnceLock::new();
+    BOOT_ID
+        .get_or_init(|| {
+            std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+                .ok()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+        })
+        .clone()
+}
+
+/// The pid that holds an flock on `file`, as `/proc/locks` reports it.
+///
+/// `/proc/locks` names the file by `major:minor:inode` (hex device numbers). The pid is the
+/// process that took the lock; a child that inherited the descriptor would not be shown.
+pub fn flock_holder_pid(file: &File) -> Option<i32> {
+    let meta = file.metadata().ok()?;
+    let dev = meta.dev();
+    let wanted = (
+        nix::sys::stat::major(dev),
+        nix::sys::stat::minor(dev),
+        meta.ino(),
+    );
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    locks
+        .lines()
+        .find_map(|line| parse_locks_line(line, wanted))
+}
+
+/// Parses `1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF`; blocked waiters (`1: -> FLOCK ...`)
+/// are skipped because they do not hold the lock.
+fn parse_locks_line(line: &str, wanted: (u64, u64, u64)) -> Option<i32> {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    if fields.len() < 6 || fields[1] != "FLOCK" {
+        return None;
+    }
+    let pid: i32 = fields[4].parse().ok()?;
+    let mut id = fields[5].split(':');
+    let major = u64::from_str_radix(id.next()?, 16).ok()?;
+    let minor = u64::from_str_radix(id.next()?, 16).ok()?;
+    let ino: u64 = id.next()?.parse().ok()?;
+    ((major, minor, ino) == wanted).then_some(pid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_time_of_self_is_stable_and_of_missing_pid_is_none() {
+        let me = std::process::id() as i32;
+        let first = process_start_time(me).expect("own start time");
+        assert_eq!(Some(first), process_start_time(me));
+        assert_eq!(None, process_start_time(0));
+        assert_eq!(None, process_start_time(i32::MAX));
+    }
+
+    #[test]
+    fn boot_id_is_present() {
+        assert!(boot_id().is_some_and(|b| b.len() >= 32));
+    }
+
+    #[test]
+    fn parses_proc_locks_lines() {
+        let line = "3: FLOCK  ADVISORY  WRITE 4242 fd:01:123456 0 EOF";
+        assert_eq!(Some(4242), parse_locks_line(line, (0xfd, 0x01, 123456)));
+        assert_eq!(None, parse_locks_line(line, (0xfd, 0x01, 1)));
+        let waiter = "3: -> FLOCK  ADVISORY  WRITE 4243 fd:01:123456 0 EOF";
+        assert_eq!(None, parse_locks_line(waiter, (0xfd, 0x01, 123456)));
+        let posix = "1: POSIX  ADVISORY  WRITE 99 fd:01:123456 0 EOF";
+        assert_eq!(None, parse_locks_line(posix, (0xfd, 0x01, 123456)));
+    }
+}

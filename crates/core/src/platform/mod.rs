@@ -1,0 +1,29 @@
+//! OS specifics, one module per platform. Everything above this module is portable.
+//!
+//! Linux is built and tested. Other Unix systems compile with the portable fallbacks below
+//! (no start time, no boot id, no flock holder lookup): liveness then rests on `kill(pid, 0)`
+//! alone, which cannot tell a reused pid from the original holder.
+
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+pub use linux::{boot_id, flock_holder_pid, process_start_time};
+
+#[cfg(not(target_os = "linux"))]
+mod fallback {
+    use std::fs::File;
+
+    pub fn process_start_time(_pid: i32) -> Option<u64> {
+        None
+    }
+
+    pub fn boot_id() -> Option<String> {
+        None
+    }
+
+    pub fn flock_holder_pid(_file: &File) -> Option<i32> {
+        None
+    }
+}
+#[cfg(not(target_os = "linux"))]
+pub use fallback::{boot_id, flock_holder_pid, process_start_time};

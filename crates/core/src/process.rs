@@ -1,0 +1,201 @@
+//! Whether a pid is alive, and whether it is still the process we recorded.
+//!
+//! A pid alone does not name a process: pids are reused. A [`ProcessIdentity`] adds the start
+//! time and boot id where the OS can tell them, so a recycled pid reads as [`Liveness::Reused`]
+//! rather than alive. `kill(pid, 0)` answering EPERM means the process exists (it belongs to
+//! someone else), so it counts as alive. Pids 0, 1 and negatives are never probed with a signal
+//! (kill(0) and kill(-1) address groups); pid 1 is always alive.
+
+use nix::errno::Errno;
+use nix::sys::signal::kill;
+use nix::unistd::Pid;
+
+use crate::platform;
+
+/// What a recorded identity says about the process now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Liveness {
+    /// The pid exists and, where we can tell, is the same process.
+    Alive,
+    /// No process has this pid.
+    Dead,
+    /// A process has this pid, but it started at another time or boot: the original is dead.
+    Reused,
+    /// Not a pid a process can hold (0 or negative).
+    Invalid,
+}
+
+impl Liveness {
+    /// True when the recorded process is provably gone.
+    pub fn is_provably_dead(self) -> bool {
+        matches!(self, Liveness::Dead | Liveness::Reused)
+    }
+}
+
+/// A process as recorded at one moment: pid plus, where known, start time and boot id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessIdentity {
+    pub pid: i32,
+    /// Clock ticks since boot (Linux); `None` where the OS does not tell.
+    pub start_time: Option<u64>,
+    pub boot_id: Option<String>,
+}
+
+impl ProcessIdentity {
+    /// The calling process.
+    pub fn current() -> Self {
+        let pid = std::process::id() as i32;
+        Self::of(pid).unwrap_or(ProcessIdentity {
+            pid,
+            start_time: None,
+            boot_id: None,
+        })
+    }
+
+    /// The process that has `pid` now, or `None` if there is none.
+    pub fn of(pid: i32) -> Option<Self> {
+        if pid_exists(pid) != Some(true) {
+            return None;
+        }
+        Some(ProcessIdentity {
+            pid,
+            start_time: platform::process_start_time(pid),
+            boot_id: platform::boot_id(),
+        })
+    }
+
+    /// An identity known only by pid (e.g. read from a file written by an older tool).
+    pub fn pid_only(pid: i32) -> Self {
+        ProcessIdentity {
+            pid,
+            start_time: None,
+            boot_id: None,
+        }
+    }
+
+    /// Compares this record with the process that has the pid now.
+    pub fn liveness(&self) -> Liveness {
+        match pid_exists(self.pid) {
+            None => return Liveness::Invalid,
+            Some(false) => return Liveness::Dead,
+            Some(true) => {}
+        }
+        if self.pid == 1 {
+            return Liveness::Alive;
+        }
+        if let (Some(recorded), Some(now)) = (&self.boot_id, platform::boot_id()) {
+            if *recorded != now {
+                return Liveness::Reused;
+            }
+        }
+        if let (Some(recorded), Some(now)) =
+            (self.start_time, platform::process_start_time(self.pid))
+        {
+            if recorded != now {
+                return Liveness::Reused;
+            }
+        }
+        Liveness::Alive
+    }
+
+    /// True when the record names this very process (same pid, same start).
+    pub fn is_current_process(&self) -> bool {
+        self.pid == std::process::id() as i32 && self.liveness() == Liveness::Alive
+    }
+
+    /// The record as text: the pid alone on the first line (readers that parse an int keep
+    /// working), then `key=value` lines.
+    pub fn to_record(&self) -> String {
+        let mut out = format!("{}\n", self.pid);
+        if let Some(start) = self.start_time {
+            out.push_str(&format!("start={start}\n"));
+        }
+        if let Some(boot) = &self.boot_id {
+            out.push_str(&format!("boot={boot}\n"));
+        }
+        out
+    }
+
+    /// Parses [`to_record`](Self::to_record) output, and plain `"<pid>"` from older writers.
+    /// Returns `None` for empty or garbage text.
+    pub fn parse_record(text: &str) -> Option<Self> {
+        let mut lines = text.lines();
+        let pid: i32 = lines.next()?.trim().parse().ok()?;
+        let mut identity = ProcessIdentity::pid_only(pid);
+        for line in lines {
+            match line.split_once('=') {
+                Some(("start", v)) => identity.start_time = v.trim().parse().ok(),
+                Some(("boot", v)) => identity.boot_id = Some(v.trim().to_owned()),
+                _ => {}
+            }
+        }
+        Some(identity)
+    }
+}
+
+/// `Some(true)` if a process has `pid` (EPERM counts), `Some(false)` if none, `None` for pids
+/// that must never be probed (0 and negatives address process groups).
+pub fn pid_exists(pid: i32) -> Option<bool> {
+    if pid <= 0 {
+        return None;
+    }
+    match kill(Pid::from_raw(pid), None) {
+        Ok(()) | Err(Errno::EPERM) => Some(true),
+        Err(_) => Some(false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn current_process_is_alive_and_round_trips() {
+        let me = ProcessIdentity::current();
+        assert_eq!(Liveness::Alive, me.liveness());
+        assert!(me.is_current_process());
+        let parsed = ProcessIdentity::parse_record(&me.to_record()).unwrap();
+        assert_eq!(me, parsed);
+    }
+
+    #[test]
+    fn reused_pid_is_detected_by_start_time() {
+        let mut me = ProcessIdentity::current();
+        me.start_time = me.start_time.map(|s| s + 1);
+        assert_eq!(Liveness::Reused, me.liveness());
+        assert!(!me.is_current_process());
+        let mut other_boot = ProcessIdentity::current();
+        other_boot.boot_id = Some("not-this-boot".into());
+        assert_eq!(Liveness::Reused, other_boot.liveness());
+    }
+
+    #[test]
+    fn dead_invalid_and_init() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        child.wait().unwrap();
+        assert_eq!(Liveness::Dead, ProcessIdentity::pid_only(pid).liveness());
+        assert_eq!(Liveness::Invalid, ProcessIdentity::pid_only(0).liveness());
+        assert_eq!(Liveness::Invalid, ProcessIdentity::pid_only(-1).liveness());
+        assert_eq!(None, pid_exists(0));
+        // pid 1 is alive whether kill() says OK (root) or EPERM (anyone else).
+        let mut init = ProcessIdentity::pid_only(1);
+        init.start_time = Some(u64::MAX);
+        assert_eq!(Liveness::Alive, init.liveness());
+    }
+
+    #[test]
+    fn parses_old_and_garbage_records() {
+        assert_eq!(
+            Some(ProcessIdentity::pid_only(42)),
+            ProcessIdentity::parse_record("42\n")
+        );
+        assert_eq!(
+            Some(ProcessIdentity::pid_only(42)),
+            ProcessIdentity::parse_record("42")
+        );
+        assert_eq!(None, ProcessIdentity::parse_record(""));
+        assert_eq!(None, ProcessIdentity::parse_record("\u{0}\u{0}garbage"));
+        assert_eq!(None, ProcessIdentity::parse_record("12abc"));
+    }
+}

@@ -1,0 +1,43 @@
+// Runs every test: static checks, core unit tests (cargo), then the same node:test files under
+// the machine's Node (20+), Node 22 (devDependency) and Bun (devDependency).
+// Usage: npm test            (everything)
+//        npm test -- --only=node20,bun   (a subset: check, cargo, node20, node22, bun)
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const bin = (name) => join(root, 'node_modules', '.bin', name);
+// npm puts node_modules/.bin (holding Node 22) first on PATH; npm's own Node is the machine's.
+const machineNode = process.env.npm_node_execpath ?? process.execPath;
+const testFiles = readdirSync(join(root, '__test__'))
+  .filter((f) => f.endsWith('.test.mjs'))
+  .sort()
+  .map((f) => join('__test__', f));
+
+const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
+const steps = [
+  ['check', 'npm', ['run', '--silent', 'check']],
+  ['cargo', 'cargo', ['test', '-p', 'qvac-managed-core', '--quiet']],
+  ['node20', machineNode, ['--test', '--test-concurrency=1', ...testFiles]],
+  ['node22', bin('node'), ['--test', '--test-concurrency=1', ...testFiles]],
+  ['bun', bin('bun'), ['test', '--timeout', '60000', ...testFiles.map((f) => `./${f}`)]]
+].filter(([name]) => !only || only.includes(name));
+
+if (!existsSync(join(root, 'dist', 'index.js'))) {
+  console.error('dist/ is missing: run `npm install` (or `npm run build`) first.');
+  process.exit(1);
+}
+
+const failed = [];
+for (const [name, cmd, args] of steps) {
+  console.log(`\n=== ${name}: ${[cmd, ...args].join(' ')}`);
+  const started = Date.now();
+  const result = spawnSync(cmd, args, { cwd: root, stdio: 'inherit' });
+  const ok = result.status === 0;
+  console.log(`=== ${name}: ${ok ? 'ok' : `FAILED (exit ${result.status ?? result.signal})`} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  if (!ok) failed.push(name);
+}
+console.log(`\nsuites: ${steps.length - failed.length} passed, ${failed.length} failed${failed.length ? ` (${failed.join(', ')})` : ''}`);
+process.exit(failed.length === 0 ? 0 : 1);

@@ -1,0 +1,91 @@
+//! The one mapping from core errors to the plain error objects the TS layer turns into classes.
+//!
+//! Domain failures (lock held, timeout, bad option) travel as values, not thrown napi errors,
+//! because napi errors carry only a status and a message and these need their fields.
+
+use napi_derive::napi;
+use qvac_managed_core::options::InvalidOption;
+use qvac_managed_core::pid_lock::HeldError;
+use qvac_managed_core::{FileLockError, PidLockError};
+
+/// An error as the TS layer receives it; `code` picks the JS class.
+#[napi(object)]
+#[derive(Default)]
+pub struct NativeError {
+    pub code: String,
+    pub message: String,
+    pub path: Option<String>,
+    pub holder_pid: Option<i32>,
+    pub holder_alive: Option<bool>,
+    pub attempts: Option<u32>,
+    pub elapsed_ms: Option<f64>,
+    pub option: Option<String>,
+}
+
+impl From<InvalidOption> for NativeError {
+    fn from(err: InvalidOption) -> Self {
+        NativeError {
+            code: err.code().into(),
+            message: err.to_string(),
+            option: Some(err.option.clone()),
+            ..Default::default()
+        }
+    }
+}
+
+impl From<PidLockError> for NativeError {
+    fn from(err: PidLockError) -> Self {
+        let mut native = NativeError {
+            code: err.code().into(),
+            message: err.to_string(),
+            ..Default::default()
+        };
+        match &err {
+            PidLockError::Held(held) => {
+                let HeldError {
+                    path,
+                    holder,
+                    attempts,
+                    elapsed,
+                    ..
+                } = held.as_ref();
+                native.path = Some(path.display().to_string());
+                native.holder_pid = holder.pid();
+                native.holder_alive = Some(holder.is_alive());
+                native.attempts = Some(*attempts);
+                native.elapsed_ms = Some(elapsed.as_secs_f64() * 1000.0);
+            }
+            PidLockError::Io { path, .. } | PidLockError::Aborted { path } => {
+                native.path = Some(path.display().to_string());
+            }
+        }
+        native
+    }
+}
+
+impl From<FileLockError> for NativeError {
+    fn from(err: FileLockError) -> Self {
+        let mut native = NativeError {
+            code: err.code().into(),
+            message: err.to_string(),
+            ..Default::default()
+        };
+        match &err {
+            FileLockError::Timeout {
+                path,
+                attempts,
+                elapsed,
+                holder_pid,
+            } => {
+                native.path = Some(path.display().to_string());
+                native.attempts = Some(*attempts);
+                native.elapsed_ms = Some(elapsed.as_secs_f64() * 1000.0);
+                native.holder_pid = *holder_pid;
+            }
+            FileLockError::Io { path, .. } | FileLockError::Aborted { path } => {
+                native.path = Some(path.display().to_string());
+            }
+        }
+        native
+    }
+}

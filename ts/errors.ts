@@ -1,0 +1,100 @@
+import type { NativeError } from './native.js';
+
+/** Base of every error this package throws; `code` is stable, `message` says what to do. */
+export class QvacError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** An option had a bad value; nothing was spawned or written. */
+export class InvalidOptionError extends QvacError {
+  readonly option: string | undefined;
+  constructor(message: string, option?: string) {
+    super('INVALID_OPTION', message);
+    this.option = option;
+  }
+}
+
+/** A lock is held by another process (or by another handle in this one). */
+export class LockHeldError extends QvacError {
+  readonly path: string;
+  readonly holderPid: number | null;
+  readonly holderAlive: boolean;
+  readonly attempts: number;
+  readonly elapsedMs: number;
+  constructor(native: NativeError) {
+    super('LOCK_HELD', native.message);
+    this.path = native.path ?? '';
+    this.holderPid = native.holderPid ?? null;
+    this.holderAlive = native.holderAlive ?? false;
+    this.attempts = native.attempts ?? 1;
+    this.elapsedMs = native.elapsedMs ?? 0;
+  }
+}
+
+/** Waiting for a lock ran out of attempts or time. */
+export class LockTimeoutError extends QvacError {
+  readonly path: string;
+  readonly holderPid: number | null;
+  readonly attempts: number;
+  readonly elapsedMs: number;
+  constructor(native: NativeError) {
+    super('LOCK_TIMEOUT', native.message);
+    this.path = native.path ?? '';
+    this.holderPid = native.holderPid ?? null;
+    this.attempts = native.attempts ?? 0;
+    this.elapsedMs = native.elapsedMs ?? 0;
+  }
+}
+
+/** The lock file could not be created, read or removed (permissions, read-only disk, ...). */
+export class LockIoError extends QvacError {
+  readonly path: string;
+  constructor(native: NativeError) {
+    super('LOCK_IO', native.message);
+    this.path = native.path ?? '';
+  }
+}
+
+/** `retry()` spent its attempts or deadline; `cause` is the last attempt's error. */
+export class RetryExhaustedError extends QvacError {
+  readonly attempts: number;
+  readonly elapsedMs: number;
+  constructor(attempts: number, elapsedMs: number, cause: unknown) {
+    const last = cause instanceof Error ? cause.message : String(cause);
+    super(
+      'RETRY_EXHAUSTED',
+      `gave up after ${attempts} attempts over ${Math.round(elapsedMs)} ms; last error: ${last}`,
+      { cause }
+    );
+    this.attempts = attempts;
+    this.elapsedMs = elapsedMs;
+  }
+}
+
+/** The standard AbortError (a DOMException), as fetch and timers reject with. */
+export function abortError(message: string): DOMException {
+  return new DOMException(message, 'AbortError');
+}
+
+/** Turns a native error value into its class. The one place codes become classes. */
+export function fromNative(native: NativeError): Error {
+  switch (native.code) {
+    case 'LOCK_HELD':
+      return new LockHeldError(native);
+    case 'LOCK_TIMEOUT':
+      return new LockTimeoutError(native);
+    case 'LOCK_IO':
+      return new LockIoError(native);
+    case 'INVALID_OPTION':
+      return new InvalidOptionError(native.message, native.option ?? undefined);
+    case 'ABORT_ERR':
+      return abortError(native.message);
+    default:
+      return new QvacError(native.code, native.message);
+  }
+}

@@ -1,0 +1,3 @@
+// The generated napi loader (index.js / index.d.ts at the package root). Everything the TS
+// layer does natively goes through this one import.
+export * from '../index.js';

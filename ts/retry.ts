@@ -1,0 +1,71 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { RetryExhaustedError, abortError, fromNative } from './errors.js';
+import * as native from './native.js';
+import type { WaitOptions } from './locks.js';
+
+export interface RetryOptions extends WaitOptions {
+  signal?: AbortSignal;
+  /** Return false to stop retrying on this error (it is rethrown as is). Default: retry all. */
+  retryIf?: (error: unknown, attempt: number) => boolean;
+}
+
+/**
+ * Calls `fn` until it resolves, under the same backoff policy the native code uses (attempts,
+ * base delay doubling to a cap, jitter, deadline). Waits on timers, never blocking the event
+ * loop. Rejects with `RetryExhaustedError` (cause: the last error) or, on abort, an AbortError.
+ */
+export async function retry<T>(
+  fn: (attempt: number, signal: AbortSignal | undefined) => T | Promise<T>,
+  options: RetryOptions = {}
+): Promise<T> {
+  const policy: native.RetryOptions = {
+    attempts: options.attempts,
+    baseDelayMs: options.baseDelayMs,
+    maxDelayMs: options.maxDelayMs,
+    deadlineMs: options.deadlineMs,
+    jitter: options.jitter
+  };
+  const invalid = native.checkRetryOptions(policy);
+  if (invalid) throw fromNative(invalid);
+  const { signal, retryIf } = options;
+  const backoff = new native.NativeBackoff(policy);
+  for (;;) {
+    if (signal?.aborted) throw abortError('retry was aborted');
+    const attempt = backoff.attemptsMade + 1;
+    try {
+      return await fn(attempt, signal);
+    } catch (error) {
+      if (retryIf && !retryIf(error, attempt)) throw error;
+      const delay = backoff.nextDelayMs();
+      if (delay === null) {
+        throw new RetryExhaustedError(backoff.attemptsMade, backoff.elapsedMs, error);
+      }
+      try {
+        await sleep(delay, undefined, { signal });
+      } catch {
+        throw abortError('retry was aborted');
+      }
+    }
+  }
+}
+
+/**
+ * Wraps `fn` so that concurrent callers share one run: while a call is in flight, further
+ * calls get the same promise; once it settles, the next call starts a new run.
+ */
+export function singleFlight<A extends unknown[], T>(
+  fn: (...args: A) => Promise<T>
+): (...args: A) => Promise<T> {
+  let inFlight: Promise<T> | undefined;
+  return (...args: A): Promise<T> => {
+    if (inFlight) return inFlight;
+    const run = (async () => fn(...args))();
+    inFlight = run;
+    const clear = (): void => {
+      if (inFlight === run) inFlight = undefined;
+    };
+    run.then(clear, clear);
+    return run;
+  };
+}
