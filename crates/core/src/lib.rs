@@ -3,11 +3,15 @@
 //! Nothing here knows about Node: the napi binding at the workspace root converts types and
 //! maps errors, the `qvac-managed` binary drives the runner. Every concept has one module.
 
+pub mod catalog;
 pub mod file_lock;
+pub mod js_value;
+pub mod managed_options;
 pub mod options;
 pub mod pid_lock;
 mod platform;
 pub mod process;
+pub mod registry;
 pub mod retry;
 
 pub use file_lock::{FileLock, FileLockError, LockMode};

@@ -206,11 +206,17 @@ impl PidLock {
     /// One attempt: takes the lock if it is free or stale, otherwise [`PidLockError::Held`].
     /// Creates the parent directory if missing. Never blocks on another process.
     pub fn try_acquire(path: &Path) -> Result<PidLock, PidLockError> {
+        PidLock::try_acquire_with_mode(path, 0o644)
+    }
+
+    /// [`try_acquire`](Self::try_acquire), creating the lock file with permission bits `mode`
+    /// (the registry's spawn locks are 0600).
+    pub fn try_acquire_with_mode(path: &Path, mode: u32) -> Result<PidLock, PidLockError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             fs::create_dir_all(parent).map_err(io_err("create the directory of", path))?;
         }
         let me = ProcessIdentity::current();
-        let temp = TempFile::write(path, me.to_record().as_bytes())?;
+        let temp = TempFile::write(path, me.to_record().as_bytes(), mode)?;
         // A few rounds cover a holder file that vanishes or changes between our steps.
         let mut last_seen = None;
         for _ in 0..4 {
@@ -248,8 +254,18 @@ impl PidLock {
         policy: &RetryPolicy,
         cancel: &CancelToken,
     ) -> Result<PidLock, PidLockError> {
+        PidLock::acquire_with_mode(path, 0o644, policy, cancel).await
+    }
+
+    /// [`acquire`](Self::acquire) with the lock file's permission bits.
+    pub async fn acquire_with_mode(
+        path: &Path,
+        mode: u32,
+        policy: &RetryPolicy,
+        cancel: &CancelToken,
+    ) -> Result<PidLock, PidLockError> {
         let outcome = retry(policy, cancel, |_| async {
-            match PidLock::try_acquire(path) {
+            match PidLock::try_acquire_with_mode(path, mode) {
                 Ok(lock) => Attempt::Done(lock),
                 Err(PidLockError::Held(held)) => Attempt::Retry(held),
                 Err(other) => Attempt::Fail(other),
@@ -278,6 +294,28 @@ impl PidLock {
     /// Who holds the lock at `path` now, or `None` if there is no lock file.
     pub fn inspect(path: &Path) -> Result<Option<LockHolder>, PidLockError> {
         Ok(read_holder(path)?.map(|(holder, _)| holder))
+    }
+
+    /// Removes the lock file at `path` if it is stale (holder provably dead, or unreadable past
+    /// the window); returns whether it did. Done under the same directory guard as a takeover,
+    /// after re-checking the file, so a fresh lock that replaced the stale one is never removed.
+    pub fn clear_stale(path: &Path) -> Result<bool, PidLockError> {
+        let Some((holder, id)) = read_holder(path)? else {
+            return Ok(false);
+        };
+        if !holder.is_stale() {
+            return Ok(false);
+        }
+        let Some(_guard) = DirGuard::try_lock(path)? else {
+            return Ok(false);
+        };
+        match read_holder(path)? {
+            Some((holder, now)) if now == id && holder.is_stale() => {
+                fs::remove_file(path).map_err(io_err("remove stale", path))?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     /// Removes the lock file if it is still the one we created. Idempotent.
@@ -358,23 +396,35 @@ enum Steal {
 
 /// Replaces the stale file `judged` at `path` by our temp file, under the directory flock.
 fn steal(path: &Path, temp: &TempFile, judged: FileId) -> Result<Steal, PidLockError> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let guard = File::open(dir).map_err(io_err("open the directory of", path))?;
-    match fs4::FileExt::try_lock(&guard) {
-        Ok(()) => {}
-        Err(fs4::TryLockError::WouldBlock) => return Ok(Steal::Contended),
-        Err(fs4::TryLockError::Error(e)) => return Err(io_err("lock the directory of", path)(e)),
-    }
+    let Some(_guard) = DirGuard::try_lock(path)? else {
+        return Ok(Steal::Contended);
+    };
     match read_holder(path)? {
         Some((holder, id)) if id == judged && holder.is_stale() => {}
         _ => return Ok(Steal::Changed),
     }
     fs::rename(&temp.path, path).map_err(io_err("replace stale", path))?;
     Ok(Steal::Done)
-    // `guard` closes here, which releases the directory flock.
+}
+
+/// An flock on the lock's directory, held while a stale lock file is replaced or removed so
+/// that only one process acts on it. Closing the descriptor (drop) releases it.
+struct DirGuard(#[allow(dead_code)] File);
+
+impl DirGuard {
+    /// `None` when another process holds the guard right now.
+    fn try_lock(path: &Path) -> Result<Option<DirGuard>, PidLockError> {
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let guard = File::open(dir).map_err(io_err("open the directory of", path))?;
+        match fs4::FileExt::try_lock(&guard) {
+            Ok(()) => Ok(Some(DirGuard(guard))),
+            Err(fs4::TryLockError::WouldBlock) => Ok(None),
+            Err(fs4::TryLockError::Error(e)) => Err(io_err("lock the directory of", path)(e)),
+        }
+    }
 }
 
 /// Our complete lock content, beside the lock, removed on drop unless it became the lock.
@@ -384,7 +434,7 @@ struct TempFile {
 }
 
 impl TempFile {
-    fn write(lock: &Path, content: &[u8]) -> Result<TempFile, PidLockError> {
+    fn write(lock: &Path, content: &[u8], mode: u32) -> Result<TempFile, PidLockError> {
         let mut name = lock.as_os_str().to_owned();
         name.push(format!(
             ".{}.{:08x}.tmp",
@@ -395,7 +445,7 @@ impl TempFile {
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o644)
+            .mode(mode)
             .open(&path)
             .map_err(io_err("create", lock))?;
         let temp = TempFile {
@@ -502,6 +552,28 @@ mod tests {
             set_age(&path, STALE_WINDOW + Duration::from_secs(1));
             drop(PidLock::try_acquire(&path).expect("stealable after the window"));
         }
+    }
+
+    #[test]
+    fn clear_stale_removes_only_stale_files_and_mode_is_applied() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.lock");
+        fs::write(&path, format!("{}\n", dead_pid())).unwrap();
+        assert!(PidLock::clear_stale(&path).unwrap());
+        assert!(!path.exists());
+        assert!(!PidLock::clear_stale(&path).unwrap());
+        let lock = PidLock::try_acquire_with_mode(&path, 0o600).unwrap();
+        assert_eq!(
+            0o600,
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777
+        );
+        assert!(
+            !PidLock::clear_stale(&path).unwrap(),
+            "a live holder's lock stays"
+        );
+        assert!(path.exists());
+        drop(lock);
     }
 
     #[test]
