@@ -25,8 +25,44 @@ export declare class NativeCancelToken {
   cancel(): void
 }
 
+/** Managed options after checking, with defaults applied. */
+export interface CheckedManagedOptions {
+  fleetKey: string
+  /** `qvac.config.json` as upstream writes it (JSON text). */
+  configJson: string
+  models: Array<string>
+  serveHost: string
+  servePort?: number
+  serveStartTimeoutMs: number
+  serveIdleTimeoutMs: number
+  serveBinPath?: string
+  reuse: boolean
+  closeOnParentExit: boolean
+}
+
 /** `null` if the options are valid, else the INVALID_OPTION error to throw. */
 export declare function checkRetryOptions(options: RetryOptions): NativeError | null
+
+export interface ConfigOutcome {
+  configJson?: string
+  error?: NativeError
+}
+
+export interface ConsumerOutcome {
+  handle?: number
+  id?: string
+  error?: NativeError
+}
+
+export interface ConsumersOutcome {
+  pids: Array<number>
+  error?: NativeError
+}
+
+export interface DirOutcome {
+  dir?: string
+  error?: NativeError
+}
 
 export declare function fileLockAcquire(path: string, shared: boolean | undefined | null, wait: RetryOptions, cancel: NativeCancelToken): Promise<LockOutcome>
 
@@ -38,6 +74,11 @@ export interface InspectOutcome {
 }
 
 export declare function isLockHeld(handle: number): boolean
+
+export interface ListOutcome {
+  serves?: Array<ServeEntry>
+  error?: NativeError
+}
 
 /** What `PidLock.inspect` reports. */
 export interface LockInspection {
@@ -65,6 +106,19 @@ export interface NativeError {
   attempts?: number
   elapsedMs?: number
   option?: string
+  /** The model names an UNKNOWN_MODEL / DUPLICATE_MODEL / MULTIPLE_DEFAULTS error is about. */
+  models?: Array<string>
+}
+
+export interface NativeStartFailure {
+  code: string
+  message: string
+  outputTail: string
+}
+
+export interface OptionsOutcome {
+  options?: CheckedManagedOptions
+  error?: NativeError
 }
 
 export declare function pidLockAcquire(path: string, wait: RetryOptions, cancel: NativeCancelToken): Promise<LockOutcome>
@@ -72,6 +126,36 @@ export declare function pidLockAcquire(path: string, wait: RetryOptions, cancel:
 export declare function pidLockInspect(path: string): InspectOutcome
 
 export declare function pidLockTryAcquire(path: string): LockOutcome
+
+export interface RecordOutcome {
+  /** 'missing' | 'corrupt' | 'untrusted' | 'trusted' */
+  state: string
+  reason?: string
+  recordJson?: string
+  error?: NativeError
+}
+
+/** Adds this process's marker; removed by `releaseLock(handle)` or at exit. */
+export declare function registryAddConsumer(dir: string | undefined | null, fleetKey: string): ConsumerOutcome
+
+export declare function registryDefaultDir(): DirOutcome
+
+export declare function registryListServes(dir?: string | undefined | null): ListOutcome
+
+export declare function registryLiveConsumers(dir: string | undefined | null, fleetKey: string, prune: boolean): ConsumersOutcome
+
+export declare function registryReadRecord(dir: string | undefined | null, fleetKey: string): RecordOutcome
+
+export declare function registryReadStartFailure(dir: string | undefined | null, fleetKey: string): StartFailureOutcome
+
+export declare function registrySweep(dir?: string | undefined | null): SweepOutcome
+
+/** One attempt at `<key>.lock`; the handle is released with `releaseLock`. */
+export declare function registryTrySpawnLock(dir: string | undefined | null, fleetKey: string): LockOutcome
+
+export declare function registryWriteRecord(dir: string | undefined | null, recordJson: string): NativeError | null
+
+export declare function registryWriteStartFailure(dir: string | undefined | null, fleetKey: string, failure: NativeStartFailure): NativeError | null
 
 /** Releases every lock this process holds, from any environment (the 'exit' path). */
 export declare function releaseAllLocks(): void
@@ -87,3 +171,34 @@ export interface RetryOptions {
   deadlineMs?: number
   jitter?: number
 }
+
+export interface ServeEntry {
+  fleetKey: string
+  models: Array<string>
+  baseURL: string
+  host: string
+  port: number
+  servePid: number
+  runnerPid: number
+  consumers: number
+  startedAt: string
+  idleTimeoutMs: number
+}
+
+export interface StartFailureOutcome {
+  failure?: NativeStartFailure
+  error?: NativeError
+}
+
+export interface SweepOutcome {
+  removed: Array<string>
+  keptUntrusted: Array<string>
+  corrupt: Array<string>
+  error?: NativeError
+}
+
+/** `encoded`: the `models` list as tagged JSON. */
+export declare function synthesizeServeConfig(encoded: string): ConfigOutcome
+
+/** `encoded`: the options as the TS layer's tagged JSON. */
+export declare function validateManagedOptions(encoded: string): OptionsOutcome

@@ -773,7 +773,7 @@ if (
   }
 }
 
-const { NativeBackoff, NativeCancelToken, checkRetryOptions, fileLockAcquire, fileLockTryAcquire, isLockHeld, pidLockAcquire, pidLockInspect, pidLockTryAcquire, releaseAllLocks, releaseLock } = nativeBinding
+const { NativeBackoff, NativeCancelToken, checkRetryOptions, fileLockAcquire, fileLockTryAcquire, isLockHeld, pidLockAcquire, pidLockInspect, pidLockTryAcquire, registryAddConsumer, registryDefaultDir, registryListServes, registryLiveConsumers, registryReadRecord, registryReadStartFailure, registrySweep, registryTrySpawnLock, registryWriteRecord, registryWriteStartFailure, releaseAllLocks, releaseLock, synthesizeServeConfig, validateManagedOptions } = nativeBinding
 export { NativeBackoff }
 export { NativeCancelToken }
 export { checkRetryOptions }
@@ -783,6 +783,18 @@ export { isLockHeld }
 export { pidLockAcquire }
 export { pidLockInspect }
 export { pidLockTryAcquire }
+export { registryAddConsumer }
+export { registryDefaultDir }
+export { registryListServes }
+export { registryLiveConsumers }
+export { registryReadRecord }
+export { registryReadStartFailure }
+export { registrySweep }
+export { registryTrySpawnLock }
+export { registryWriteRecord }
+export { registryWriteStartFailure }
 export { releaseAllLocks }
 export { releaseLock }
+export { synthesizeServeConfig }
+export { validateManagedOptions }
 export const __napiBindingTarget = __napiLoadedBindingTarget

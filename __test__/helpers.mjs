@@ -20,11 +20,11 @@ export function tempDir(t) {
 }
 
 /**
- * Spawns a fixture script with the current runtime. Resolves lines of JSON it prints; the
+ * Spawns a fixture script with the current runtime (or `runtime`). Resolves lines of JSON it prints; the
  * child is killed (SIGKILL, by pid) when the test ends if it is still running.
  */
-export function spawnFixture(t, script, args = [], options = {}) {
-  const child = spawn(process.execPath, [join(fixtures, script), ...args], {
+export function spawnFixture(t, script, args = [], { runtime = process.execPath, ...options } = {}) {
+  const child = spawn(runtime, [join(fixtures, script), ...args], {
     stdio: ['pipe', 'pipe', 'inherit'],
     ...options
   });
@@ -101,4 +101,28 @@ export async function deadPid() {
   const child = spawn(process.execPath, ['-e', '0'], { stdio: 'ignore' });
   await new Promise((r) => child.once('exit', r));
   return child.pid;
+}
+
+/** Node 22 (devDependency) for running the upstream package, whose engines say >= 22. */
+export const node22 = join(dirname(fileURLToPath(import.meta.url)), '..', 'node_modules', 'node', 'bin', 'node');
+
+/** The upstream package's internal modules, by file path (its exports map hides them). */
+export const upstreamManaged = (file) =>
+  new URL(`../node_modules/@qvac/ai-sdk-provider/dist/managed/${file}`, import.meta.url).href;
+
+/** Seeded PRNG (mulberry32), so generated cases are the same on every run. */
+export function prng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Spawns a fixture that uses the upstream package, under Node 22, with HOME at `home`. */
+export function spawnUpstream(t, args, home) {
+  return spawnFixture(t, 'upstream-registry.mjs', args, { runtime: node22, env: { ...process.env, HOME: home } });
 }

@@ -4,8 +4,10 @@
 //! because napi errors carry only a status and a message and these need their fields.
 
 use napi_derive::napi;
+use qvac_managed_core::managed_options::OptionsError;
 use qvac_managed_core::options::InvalidOption;
 use qvac_managed_core::pid_lock::HeldError;
+use qvac_managed_core::registry::RegistryError;
 use qvac_managed_core::{FileLockError, PidLockError};
 
 /// An error as the TS layer receives it; `code` picks the JS class.
@@ -20,6 +22,8 @@ pub struct NativeError {
     pub attempts: Option<u32>,
     pub elapsed_ms: Option<f64>,
     pub option: Option<String>,
+    /// The model names an UNKNOWN_MODEL / DUPLICATE_MODEL / MULTIPLE_DEFAULTS error is about.
+    pub models: Option<Vec<String>>,
 }
 
 impl From<InvalidOption> for NativeError {
@@ -87,5 +91,40 @@ impl From<FileLockError> for NativeError {
             }
         }
         native
+    }
+}
+
+impl From<OptionsError> for NativeError {
+    fn from(err: OptionsError) -> Self {
+        match err {
+            OptionsError::Invalid(invalid) => invalid.into(),
+            other => NativeError {
+                code: other.code().into(),
+                message: other.to_string(),
+                models: Some(other.models().to_vec()),
+                ..Default::default()
+            },
+        }
+    }
+}
+
+impl From<RegistryError> for NativeError {
+    fn from(err: RegistryError) -> Self {
+        match err {
+            RegistryError::Lock(lock) => lock.into(),
+            other => {
+                let path = match &other {
+                    RegistryError::Unsafe { dir, .. } => Some(dir.display().to_string()),
+                    RegistryError::Io { path, .. } => Some(path.display().to_string()),
+                    _ => None,
+                };
+                NativeError {
+                    code: other.code().into(),
+                    message: other.to_string(),
+                    path,
+                    ..Default::default()
+                }
+            }
+        }
     }
 }

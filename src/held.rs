@@ -1,16 +1,19 @@
-//! Held locks live here, not in JS objects, so a lock is never released by garbage collection
-//! of a handle the app dropped; it is released by `release()` or when its environment ends.
+//! Held locks and consumer markers live here, not in JS objects, so nothing is released by
+//! garbage collection of a handle the app dropped; they go on `release()` or when their
+//! environment (or the process) ends.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{LazyLock, Mutex};
 
 use napi::Env;
+use qvac_managed_core::registry::ConsumerMarker;
 use qvac_managed_core::{FileLock, PidLock};
 
 pub enum HeldLock {
     Pid(PidLock),
     File(FileLock),
+    Consumer(ConsumerMarker),
 }
 
 /// The Node environment (main thread or a worker) that took a lock.
@@ -63,7 +66,7 @@ pub fn release_env(env: EnvId) {
     drop(ours);
 }
 
-/// Drops every lock of every environment; for the process 'exit' path.
+/// Drops every lock and marker of every environment; for the process 'exit' path.
 pub fn release_all() {
     let all: Vec<HeldLock> = held().drain().map(|(_, (_, lock))| lock).collect();
     drop(all);

@@ -1,9 +1,16 @@
 //! napi binding for `qvac-managed-core`: argument conversion, error mapping, handles that keep
 //! held locks alive across the JS boundary. No logic lives here.
 
+// NativeError is the plain object handed to JS; it is built once per failed call, so its size
+// on the error path does not matter.
+#![allow(clippy::result_large_err)]
+
 mod errors;
 mod held;
+mod js_value;
 mod locks;
+mod managed;
+mod registry;
 mod retry;
 
 use napi::bindgen_prelude::*;

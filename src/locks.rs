@@ -20,14 +20,14 @@ pub struct LockOutcome {
 }
 
 impl LockOutcome {
-    fn acquired(env: EnvId, lock: HeldLock) -> Self {
+    pub fn acquired(env: EnvId, lock: HeldLock) -> Self {
         LockOutcome {
             handle: Some(held::insert(env, lock)),
             error: None,
         }
     }
 
-    fn failed(error: impl Into<NativeError>) -> Self {
+    pub fn failed(error: impl Into<NativeError>) -> Self {
         LockOutcome {
             handle: None,
             error: Some(error.into()),
@@ -151,6 +151,10 @@ pub fn release_lock(handle: u32) -> Option<NativeError> {
     match held::take(handle)? {
         HeldLock::Pid(mut lock) => lock.release().err().map(NativeError::from),
         HeldLock::File(mut lock) => lock.release().err().map(NativeError::from),
+        HeldLock::Consumer(mut marker) => {
+            marker.remove();
+            None
+        }
     }
 }
 

@@ -10,12 +10,63 @@ export class QvacError extends Error {
   }
 }
 
-/** An option had a bad value; nothing was spawned or written. */
-export class InvalidOptionError extends QvacError {
+/**
+ * Base of the managed-mode errors, named and coded as in `@qvac/ai-sdk-provider@0.7.0`, so
+ * `instanceof` checks and `.code` switches written for upstream keep working.
+ */
+export class QvacManagedModeError extends QvacError {}
+
+/** An option had a bad value; nothing was spawned or written. `option` names it. */
+export class InvalidOptionError extends QvacManagedModeError {
   readonly option: string | undefined;
   constructor(message: string, option?: string) {
     super('INVALID_OPTION', message);
     this.option = option;
+  }
+}
+
+/** `models` is empty or names something that is neither an SDK constant nor a catalog id. */
+export class UnknownManagedModelError extends QvacManagedModeError {
+  readonly unknownModels: string[];
+  constructor(message: string, unknownModels: string[]) {
+    super('UNKNOWN_MODEL', message);
+    this.unknownModels = unknownModels;
+  }
+}
+
+/** A model is listed twice. */
+export class DuplicateManagedModelError extends QvacManagedModeError {
+  readonly duplicateModels: string[];
+  constructor(message: string, duplicateModels: string[]) {
+    super('DUPLICATE_MODEL', message);
+    this.duplicateModels = duplicateModels;
+  }
+}
+
+/** More than one model says `default: true`. */
+export class MultipleDefaultManagedModelsError extends QvacManagedModeError {
+  readonly defaultModels: string[];
+  constructor(message: string, defaultModels: string[]) {
+    super('MULTIPLE_DEFAULTS', message);
+    this.defaultModels = defaultModels;
+  }
+}
+
+/** The registry directory exists but is not safe to use (owner, mode, symlink); `path` names it. */
+export class RegistryUnsafeError extends QvacError {
+  readonly path: string;
+  constructor(native: NativeError) {
+    super('REGISTRY_UNSAFE', native.message);
+    this.path = native.path ?? '';
+  }
+}
+
+/** A registry file or directory could not be read or written. */
+export class RegistryIoError extends QvacError {
+  readonly path: string;
+  constructor(native: NativeError) {
+    super('REGISTRY_IO', native.message);
+    this.path = native.path ?? '';
   }
 }
 
@@ -92,6 +143,16 @@ export function fromNative(native: NativeError): Error {
       return new LockIoError(native);
     case 'INVALID_OPTION':
       return new InvalidOptionError(native.message, native.option ?? undefined);
+    case 'UNKNOWN_MODEL':
+      return new UnknownManagedModelError(native.message, native.models ?? []);
+    case 'DUPLICATE_MODEL':
+      return new DuplicateManagedModelError(native.message, native.models ?? []);
+    case 'MULTIPLE_DEFAULTS':
+      return new MultipleDefaultManagedModelsError(native.message, native.models ?? []);
+    case 'REGISTRY_UNSAFE':
+      return new RegistryUnsafeError(native);
+    case 'REGISTRY_IO':
+      return new RegistryIoError(native);
     case 'ABORT_ERR':
       return abortError(native.message);
     default:

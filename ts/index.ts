@@ -15,3 +15,15 @@ export {
   LockIoError,
   RetryExhaustedError
 } from './errors.js';
+export { validateManagedOptions, synthesizeServeConfig, computeFleetKey } from './managed-options.js';
+export type { ManagedModel, ManagedOptions, ServeConfig, ValidatedManagedOptions } from './managed-options.js';
+export { ManagedRegistry, RegistryHandle, listServes, sweepServes } from './registry.js';
+export type { ServeRecord, RecordRead, ServeListing, SweepReport, StartFailure } from './registry.js';
+export {
+  QvacManagedModeError,
+  UnknownManagedModelError,
+  DuplicateManagedModelError,
+  MultipleDefaultManagedModelsError,
+  RegistryUnsafeError,
+  RegistryIoError
+} from './errors.js';

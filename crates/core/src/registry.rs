@@ -503,7 +503,7 @@ impl Registry {
         let path = self.error_path(key);
         match fs::read_to_string(&path) {
             Ok(text) if text.trim().is_empty() => Ok(None),
-            Ok(text) => Ok(Some(StartFailure::from_text(text.trim_end()))),
+            Ok(text) => Ok(Some(StartFailure::from_text(&text))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io_err("read", &path)(e)),
         }

@@ -1,6 +1,8 @@
 //! The model catalog of `@qvac/ai-sdk-provider@0.7.0`: SDK model constants and the public catalog
 //! ids that map to them. The data is generated (see `data.rs`); this module only looks it up.
 
+// Generated; its layout is the generator's, so `--check` can compare it byte for byte.
+#[rustfmt::skip]
 mod data;
 
 pub use data::SOURCE;

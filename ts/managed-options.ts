@@ -1,0 +1,78 @@
+import { encodeValue } from './encode.js';
+import { fromNative } from './errors.js';
+import * as native from './native.js';
+
+/** A model as `createQvac({ mode: 'managed', models })` accepts it. */
+export type ManagedModel =
+  | string
+  | { name: string; config?: Record<string, unknown>; preload?: boolean; default?: boolean };
+
+/** The managed-mode options (as upstream 0.7.0). */
+export interface ManagedOptions {
+  mode?: 'managed';
+  models: ManagedModel[];
+  servePort?: number;
+  serveHost?: string;
+  serveStartTimeout?: number;
+  serveBinPath?: string;
+  reuse?: boolean;
+  serveIdleTimeout?: number;
+  closeOnParentExit?: boolean;
+  headers?: Record<string, string>;
+  fetch?: typeof fetch;
+}
+
+/** The `qvac.config.json` a managed serve is started with. */
+export interface ServeConfig {
+  serve: {
+    models: Record<string, { model: string; preload: boolean; default?: true; config?: Record<string, unknown> }>;
+  };
+}
+
+/** Options after checking, with defaults applied. */
+export interface ValidatedManagedOptions {
+  fleetKey: string;
+  config: ServeConfig;
+  models: string[];
+  serveHost: string;
+  servePort: number | undefined;
+  serveStartTimeout: number;
+  serveIdleTimeout: number;
+  serveBinPath: string | undefined;
+  reuse: boolean;
+  closeOnParentExit: boolean;
+}
+
+/**
+ * Checks everything managed mode accepts and throws a typed error (`.code`: UNKNOWN_MODEL,
+ * DUPLICATE_MODEL, MULTIPLE_DEFAULTS, INVALID_OPTION) before anything is spawned or written.
+ */
+export function validateManagedOptions(options: ManagedOptions): ValidatedManagedOptions {
+  const outcome = native.validateManagedOptions(encodeValue(options));
+  if (outcome.error || !outcome.options) throw fromNative(outcome.error!);
+  const o = outcome.options;
+  return {
+    fleetKey: o.fleetKey,
+    config: JSON.parse(o.configJson) as ServeConfig,
+    models: o.models,
+    serveHost: o.serveHost,
+    servePort: o.servePort ?? undefined,
+    serveStartTimeout: o.serveStartTimeoutMs,
+    serveIdleTimeout: o.serveIdleTimeoutMs,
+    serveBinPath: o.serveBinPath ?? undefined,
+    reuse: o.reuse,
+    closeOnParentExit: o.closeOnParentExit
+  };
+}
+
+/** The exact `qvac.config.json` object upstream writes for `models`. */
+export function synthesizeServeConfig(models: ManagedModel[]): ServeConfig {
+  const outcome = native.synthesizeServeConfig(encodeValue(models));
+  if (outcome.error || outcome.configJson == null) throw fromNative(outcome.error!);
+  return JSON.parse(outcome.configJson) as ServeConfig;
+}
+
+/** The fleet key upstream computes for these options (serves with equal keys are shared). */
+export function computeFleetKey(options: ManagedOptions): string {
+  return validateManagedOptions(options).fleetKey;
+}
