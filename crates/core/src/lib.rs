@@ -5,6 +5,7 @@
 
 pub mod catalog;
 pub mod file_lock;
+pub mod http;
 pub mod js_value;
 pub mod managed_options;
 pub mod options;
@@ -13,6 +14,7 @@ mod platform;
 pub mod process;
 pub mod registry;
 pub mod retry;
+pub mod supervisor;
 
 pub use file_lock::{FileLock, FileLockError, LockMode};
 pub use pid_lock::{LockHolder, PidLock, PidLockError};

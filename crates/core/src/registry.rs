@@ -22,6 +22,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use crate::http::parse_http_origin;
 use crate::pid_lock::{PidLock, PidLockError};
 use crate::process::{Liveness, ProcessIdentity};
 use crate::retry::{CancelToken, RetryPolicy};
@@ -147,35 +148,6 @@ fn unbracket(host: &str) -> String {
     host.trim_start_matches('[')
         .trim_end_matches(']')
         .to_ascii_lowercase()
-}
-
-/// `(host, port)` of an `http(s)://host[:port]/...` URL (default ports applied).
-fn parse_http_origin(url: &str) -> Option<(String, u16)> {
-    let (rest, default_port) = if let Some(r) = url.strip_prefix("http://") {
-        (r, 80)
-    } else if let Some(r) = url.strip_prefix("https://") {
-        (r, 443)
-    } else {
-        return None;
-    };
-    let authority = rest.split(['/', '?', '#']).next()?;
-    if authority.contains('@') {
-        return None;
-    }
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (host, after) = v6.split_once(']')?;
-        (format!("[{host}]"), after.strip_prefix(':'))
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h.to_owned(), Some(p)),
-            None => (authority.to_owned(), None),
-        }
-    };
-    let port = match port {
-        Some(p) => p.parse().ok()?,
-        None => default_port,
-    };
-    (!host.is_empty()).then_some((host, port))
 }
 
 /// What reading `<key>.json` found.
@@ -950,24 +922,6 @@ mod tests {
         assert!(!stale_tmp.exists());
         assert!(!reg.consumers_dir("8888888888888888").exists());
         assert!(report.removed.contains(&reg.record_path(&dead.fleet_key)));
-    }
-
-    #[test]
-    fn urls_parse() {
-        assert_eq!(
-            Some(("127.0.0.1".into(), 8080)),
-            parse_http_origin("http://127.0.0.1:8080/v1")
-        );
-        assert_eq!(
-            Some(("[::1]".into(), 80)),
-            parse_http_origin("http://[::1]/v1")
-        );
-        assert_eq!(
-            Some(("[::1]".into(), 9)),
-            parse_http_origin("http://[::1]:9")
-        );
-        assert_eq!(None, parse_http_origin("http://user@evil:80/"));
-        assert_eq!(None, parse_http_origin("file:///etc/passwd"));
     }
 
     #[test]

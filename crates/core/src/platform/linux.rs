@@ -20,6 +20,34 @@ pub fn process_start_time(pid: i32) -> Option<u64> {
     after_comm.split_whitespace().nth(19)?.parse().ok()
 }
 
+/// True while any non-zombie process is in process group `pgid` (scans `/proc`). Zombies are
+/// not counted: an orphan's zombie waits on an init that may never reap it, but it runs nothing.
+pub fn process_group_alive(pgid: i32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return fallback_group_alive(pgid);
+    };
+    entries.flatten().any(|entry| {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            return false;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        let Some(after_comm) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            return false;
+        };
+        let mut fields = after_comm.split_whitespace();
+        let state = fields.next().unwrap_or("Z");
+        let pgrp = fields.nth(1).and_then(|f| f.parse::<i32>().ok());
+        pgrp == Some(pgid) && state != "Z" && state != "X"
+    })
+}
+
+fn fallback_group_alive(pgid: i32) -> bool {
+    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), None).is_ok()
+}
+
 /// This boot's id; it changes on every reboot, so a start time from another boot never matches.
 pub fn boot_id() -> Option<String> {
     static BOOT_ID: OnceLock<Option<String>> = OnceLock::new();
@@ -77,6 +105,23 @@ mod tests {
         assert_eq!(Some(first), process_start_time(me));
         assert_eq!(None, process_start_time(0));
         assert_eq!(None, process_start_time(i32::MAX));
+    }
+
+    #[test]
+    fn group_liveness_sees_members_and_ignores_zombies() {
+        use std::os::unix::process::CommandExt;
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pgid = child.id() as i32;
+        assert!(process_group_alive(pgid));
+        child.kill().unwrap();
+        // Not yet reaped: a zombie, which does not count.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(!process_group_alive(pgid));
+        child.wait().unwrap();
     }
 
     #[test]

@@ -7,7 +7,7 @@
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]
-pub use linux::{boot_id, flock_holder_pid, process_start_time};
+pub use linux::{boot_id, flock_holder_pid, process_group_alive, process_start_time};
 
 #[cfg(not(target_os = "linux"))]
 mod fallback {
@@ -24,6 +24,11 @@ mod fallback {
     pub fn flock_holder_pid(_file: &File) -> Option<i32> {
         None
     }
+
+    /// Counts zombies too (no portable way to tell them apart).
+    pub fn process_group_alive(pgid: i32) -> bool {
+        nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), None).is_ok()
+    }
 }
 #[cfg(not(target_os = "linux"))]
-pub use fallback::{boot_id, flock_holder_pid, process_start_time};
+pub use fallback::{boot_id, flock_holder_pid, process_group_alive, process_start_time};

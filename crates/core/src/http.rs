@@ -1,0 +1,176 @@
+//! The HTTP the lifecycle needs: parsing a serve's origin and a health probe (`GET` with an
+//! optional bearer token) through hyper, bounded by a per-probe timeout.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Empty;
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// `(host, port, path)` of an `http://host[:port]/path` URL; `https` is not probed here.
+pub fn parse_http_url(url: &str) -> Option<(String, u16, String)> {
+    let rest = url.strip_prefix("http://")?;
+    let (authority, path) = match rest.find(['/', '?', '#']) {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let (host, port) = parse_authority(authority, 80)?;
+    Some((host, port, path.to_owned()))
+}
+
+/// `(host, port)` of an `http(s)://host[:port]/...` URL (default ports applied). IPv6 hosts keep
+/// their brackets. URLs with credentials are refused.
+pub fn parse_http_origin(url: &str) -> Option<(String, u16)> {
+    let (rest, default_port) = if let Some(r) = url.strip_prefix("http://") {
+        (r, 80)
+    } else if let Some(r) = url.strip_prefix("https://") {
+        (r, 443)
+    } else {
+        return None;
+    };
+    let authority = rest.split(['/', '?', '#']).next()?;
+    parse_authority(authority, default_port)
+}
+
+fn parse_authority(authority: &str, default_port: u16) -> Option<(String, u16)> {
+    if authority.contains('@') {
+        return None;
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (host, after) = v6.split_once(']')?;
+        (format!("[{host}]"), after.strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_owned(), Some(p)),
+            None => (authority.to_owned(), None),
+        }
+    };
+    let port = match port {
+        Some(p) => p.parse().ok()?,
+        None => default_port,
+    };
+    (!host.is_empty()).then_some((host, port))
+}
+
+/// Why a probe did not get a response.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("not an http:// URL: {0}")]
+    BadUrl(String),
+    #[error("connection refused")]
+    Refused,
+    #[error("no response within {0:?}")]
+    Timeout(Duration),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// `GET url` with `Authorization: Bearer <token>` when given; the response status, or why
+/// there was none. The whole exchange is bounded by `timeout`.
+pub async fn probe(url: &str, bearer: Option<&str>, timeout: Duration) -> Result<u16, ProbeError> {
+    let (host, port, path) =
+        parse_http_url(url).ok_or_else(|| ProbeError::BadUrl(url.to_owned()))?;
+    let exchange = async {
+        let addr = (host.trim_start_matches('[').trim_end_matches(']'), port);
+        let stream = TcpStream::connect(addr).await.map_err(|e| match e.kind() {
+            std::io::ErrorKind::ConnectionRefused => ProbeError::Refused,
+            _ => ProbeError::Other(e.to_string()),
+        })?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| ProbeError::Other(e.to_string()))?;
+        let driver = tokio::spawn(conn);
+        let mut request = Request::get(path).header("host", format!("{host}:{port}"));
+        if let Some(token) = bearer {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let request = request
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| ProbeError::Other(e.to_string()))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| ProbeError::Other(e.to_string()));
+        driver.abort();
+        Ok(response?.status().as_u16())
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| ProbeError::Timeout(timeout))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn urls_parse() {
+        assert_eq!(
+            Some(("127.0.0.1".into(), 8080)),
+            parse_http_origin("http://127.0.0.1:8080/v1")
+        );
+        assert_eq!(
+            Some(("[::1]".into(), 80)),
+            parse_http_origin("http://[::1]/v1")
+        );
+        assert_eq!(None, parse_http_origin("http://user@evil:80/"));
+        assert_eq!(None, parse_http_origin("file:///etc/passwd"));
+        assert_eq!(
+            Some(("127.0.0.1".into(), 9, "/v1/models".into())),
+            parse_http_url("http://127.0.0.1:9/v1/models")
+        );
+    }
+
+    #[tokio::test]
+    async fn probe_sends_the_bearer_and_reads_the_status() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let n = socket.read(&mut buf).await.unwrap();
+            let request = String::from_utf8_lossy(&buf[..n]).to_string();
+            socket
+                .write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+                .await
+                .unwrap();
+            request
+        });
+        let url = format!("http://127.0.0.1:{port}/v1/models");
+        assert_eq!(
+            204,
+            probe(&url, Some("s3cret"), Duration::from_secs(2))
+                .await
+                .unwrap()
+        );
+        let request = server.await.unwrap();
+        assert!(request.starts_with("GET /v1/models HTTP/1.1"), "{request}");
+        assert!(request
+            .to_ascii_lowercase()
+            .contains("authorization: bearer s3cret"));
+    }
+
+    #[tokio::test]
+    async fn probe_reports_refused_and_timeout() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let url = format!("http://127.0.0.1:{port}/");
+        assert!(matches!(
+            probe(&url, None, Duration::from_secs(2)).await,
+            Err(ProbeError::Refused)
+        ));
+        // Accepts but never answers.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://127.0.0.1:{}/", silent.local_addr().unwrap().port());
+        let hold = tokio::spawn(async move { silent.accept().await });
+        let err = probe(&url, None, Duration::from_millis(100))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ProbeError::Timeout(_)), "{err:?}");
+        hold.abort();
+    }
+}

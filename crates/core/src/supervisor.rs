@@ -1,0 +1,586 @@
+//! One supervised child process: spawned in its own process group, watched for readiness,
+//! stopped as a group, and every exit classified by our intent rather than its exit code.
+//!
+//! - Exit is observed through tokio's child reaper (SIGCHLD-driven, no polling).
+//! - `stop(grace)` sends SIGTERM to the whole group, waits `grace`, then SIGKILLs the group, and
+//!   returns only once no live member of the group is left (grandchildren included).
+//! - A child that exits without being asked takes its group with it: leftover members are killed.
+//! - `die_with_parent` sets PR_SET_PDEATHSIG (Linux) so the child is killed if the spawning
+//!   *thread* dies; spawn from a thread that lives as long as the parent (the runner spawns from
+//!   its main thread). The parent is re-checked after the prctl, closing the fork race.
+//! - Dropping a [`Supervised`] whose child is still running kills its group.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::sync::watch;
+
+use crate::http;
+use crate::platform;
+
+/// How readiness is decided.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Readiness {
+    /// Ready as soon as it is spawned.
+    Spawned,
+    /// Ready when `GET url` answers 2xx (2 s per probe).
+    Http { url: String, bearer: Option<String> },
+    /// Ready when a line of stdout or stderr contains this text.
+    OutputLine(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct SupervisorSpec {
+    pub command: PathBuf,
+    pub args: Vec<String>,
+    /// Added to (or overriding) the inherited environment.
+    pub env: Vec<(String, String)>,
+    pub cwd: Option<PathBuf>,
+    pub readiness: Readiness,
+    pub start_timeout: Duration,
+    pub grace: Duration,
+    pub output_tail_bytes: usize,
+    pub die_with_parent: bool,
+}
+
+impl SupervisorSpec {
+    pub fn new(command: impl Into<PathBuf>) -> Self {
+        SupervisorSpec {
+            command: command.into(),
+            args: vec![],
+            env: vec![],
+            cwd: None,
+            readiness: Readiness::Spawned,
+            start_timeout: Duration::from_secs(180),
+            grace: Duration::from_secs(5),
+            output_tail_bytes: 8 * 1024,
+            die_with_parent: false,
+        }
+    }
+}
+
+/// Why the child is gone, by our intent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitKind {
+    /// We asked it to stop.
+    Stopped,
+    /// It exited on its own after becoming ready.
+    Crashed,
+    /// It exited on its own before becoming ready.
+    FailedToStart,
+    /// It did not become ready in time; we killed it.
+    StartTimeout,
+}
+
+impl ExitKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExitKind::Stopped => "stopped",
+            ExitKind::Crashed => "crashed",
+            ExitKind::FailedToStart => "failed-to-start",
+            ExitKind::StartTimeout => "start-timeout",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExitReport {
+    pub kind: ExitKind,
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub output_tail: String,
+}
+
+/// Why readiness was not reached.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NotReady {
+    Exited(ExitReport),
+    TimedOut(ExitReport),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot spawn {}: {source}", command.display())]
+pub struct SpawnError {
+    pub command: PathBuf,
+    pub source: std::io::Error,
+}
+
+/// The last bytes the child wrote to stdout and stderr, interleaved as they arrived.
+#[derive(Debug, Default)]
+struct OutputTail {
+    bytes: VecDeque<u8>,
+    limit: usize,
+}
+
+impl OutputTail {
+    fn push(&mut self, chunk: &[u8]) {
+        self.bytes.extend(chunk);
+        let excess = self.bytes.len().saturating_sub(self.limit);
+        self.bytes.drain(..excess);
+    }
+
+    fn text(&self) -> String {
+        let (a, b) = self.bytes.as_slices();
+        String::from_utf8_lossy(&[a, b].concat()).into_owned()
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    pgid: i32,
+    tail: Mutex<OutputTail>,
+    stop_requested: AtomicBool,
+    timed_out: AtomicBool,
+    ready: AtomicBool,
+    /// When stopping: the moment the group gets SIGKILL.
+    kill_at: Mutex<Option<Instant>>,
+}
+
+impl Shared {
+    fn signal_group(&self, signal: Signal) {
+        // The group is ours: created for this child. ESRCH means it is already gone.
+        let _ = killpg(Pid::from_raw(self.pgid), signal);
+    }
+
+    fn tail(&self) -> String {
+        self.tail.lock().map(|t| t.text()).unwrap_or_default()
+    }
+}
+
+/// A running (or finished) supervised child.
+#[derive(Debug)]
+pub struct Supervised {
+    pid: i32,
+    shared: Arc<Shared>,
+    exit: watch::Receiver<Option<ExitReport>>,
+    ready: watch::Receiver<Option<Result<(), NotReady>>>,
+    grace: Duration,
+}
+
+impl Supervised {
+    /// Spawns the child and starts watching it. Must be called within a tokio runtime.
+    pub fn spawn(spec: SupervisorSpec) -> Result<Supervised, SpawnError> {
+        let mut command = tokio::process::Command::new(&spec.command);
+        command
+            .args(&spec.args)
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(false);
+        if let Some(cwd) = &spec.cwd {
+            command.current_dir(cwd);
+        }
+        if spec.die_with_parent {
+            set_parent_death_signal(&mut command);
+        }
+        let mut child = command.spawn().map_err(|source| SpawnError {
+            command: spec.command.clone(),
+            source,
+        })?;
+        let pid = child.id().expect("a just-spawned child has a pid") as i32;
+        let shared = Arc::new(Shared {
+            pgid: pid,
+            tail: Mutex::new(OutputTail {
+                bytes: VecDeque::new(),
+                limit: spec.output_tail_bytes.max(1),
+            }),
+            stop_requested: AtomicBool::new(false),
+            timed_out: AtomicBool::new(false),
+            ready: AtomicBool::new(false),
+            kill_at: Mutex::new(None),
+        });
+        let (line_tx, line_rx) = watch::channel(false);
+        let marker = match &spec.readiness {
+            Readiness::OutputLine(text) => Some(text.clone()),
+            _ => None,
+        };
+        let mut readers = Vec::new();
+        if let Some(out) = child.stdout.take() {
+            readers.push(tokio::spawn(read_output(
+                out,
+                shared.clone(),
+                marker.clone(),
+                line_tx.clone(),
+            )));
+        }
+        if let Some(err) = child.stderr.take() {
+            readers.push(tokio::spawn(read_output(
+                err,
+                shared.clone(),
+                marker,
+                line_tx,
+            )));
+        }
+
+        let (exit_tx, exit_rx) = watch::channel(None);
+        let watcher_shared = shared.clone();
+        tokio::spawn(async move {
+            let status = child.wait().await;
+            // Take the group down with the leader, and wait until no member is left.
+            reap_group(&watcher_shared).await;
+            for reader in readers {
+                let _ = tokio::time::timeout(Duration::from_millis(200), reader).await;
+            }
+            let (code, signal) = match &status {
+                Ok(status) => {
+                    use std::os::unix::process::ExitStatusExt;
+                    (status.code(), status.signal())
+                }
+                Err(_) => (None, None),
+            };
+            let kind = if watcher_shared.timed_out.load(Ordering::SeqCst) {
+                ExitKind::StartTimeout
+            } else if watcher_shared.stop_requested.load(Ordering::SeqCst) {
+                ExitKind::Stopped
+            } else if watcher_shared.ready.load(Ordering::SeqCst) {
+                ExitKind::Crashed
+            } else {
+                ExitKind::FailedToStart
+            };
+            let _ = exit_tx.send(Some(ExitReport {
+                kind,
+                code,
+                signal,
+                output_tail: watcher_shared.tail(),
+            }));
+        });
+
+        let (ready_tx, ready_rx) = watch::channel(None);
+        let deadline = Instant::now() + spec.start_timeout;
+        let ready_shared = shared.clone();
+        let mut exit_for_ready = exit_rx.clone();
+        let readiness = spec.readiness.clone();
+        tokio::spawn(async move {
+            let outcome = tokio::select! {
+                ready = wait_ready(readiness, line_rx) => ready,
+                _ = tokio::time::sleep_until(deadline.into()) => false,
+                _ = exit_for_ready.wait_for(Option::is_some) => false,
+            };
+            if outcome && exit_for_ready.borrow().is_none() {
+                ready_shared.ready.store(true, Ordering::SeqCst);
+                let _ = ready_tx.send(Some(Ok(())));
+                return;
+            }
+            if exit_for_ready.borrow().is_none()
+                && !ready_shared.stop_requested.load(Ordering::SeqCst)
+            {
+                // Timed out: kill it at once, so the report comes within the timeout + a little.
+                ready_shared.timed_out.store(true, Ordering::SeqCst);
+                ready_shared.signal_group(Signal::SIGKILL);
+            }
+            let report = exit_for_ready
+                .wait_for(Option::is_some)
+                .await
+                .map(|r| r.clone());
+            let Ok(Some(report)) = report else {
+                return;
+            };
+            let not_ready = if report.kind == ExitKind::StartTimeout {
+                NotReady::TimedOut(report)
+            } else {
+                NotReady::Exited(report)
+            };
+            let _ = ready_tx.send(Some(Err(not_ready)));
+        });
+
+        Ok(Supervised {
+            pid,
+            shared,
+            exit: exit_rx,
+            ready: ready_rx,
+            grace: spec.grace,
+        })
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Resolves once readiness passes, or with why it never will.
+    pub async fn ready(&self) -> Result<(), NotReady> {
+        let mut ready = self.ready.clone();
+        let outcome = ready.wait_for(Option::is_some).await.map(|o| o.clone());
+        match outcome {
+            Ok(outcome) => outcome.expect("checked is_some"),
+            Err(_) => Err(NotReady::Exited(self.exited_now().unwrap_or(ExitReport {
+                kind: ExitKind::FailedToStart,
+                code: None,
+                signal: None,
+                output_tail: self.output_tail(),
+            }))),
+        }
+    }
+
+    /// Resolves once, when the child and its whole group are gone.
+    pub async fn exited(&self) -> ExitReport {
+        let mut exit = self.exit.clone();
+        let report = exit.wait_for(Option::is_some).await.map(|r| r.clone());
+        match report {
+            Ok(report) => report.expect("checked is_some"),
+            Err(_) => ExitReport {
+                kind: ExitKind::Stopped,
+                code: None,
+                signal: None,
+                output_tail: self.output_tail(),
+            },
+        }
+    }
+
+    /// The exit report if the child is gone already.
+    pub fn exited_now(&self) -> Option<ExitReport> {
+        self.exit.borrow().clone()
+    }
+
+    /// SIGTERM to the group, SIGKILL after `grace` (default: the spec's), resolves when the
+    /// group is gone. Idempotent; concurrent calls all resolve with the same report.
+    pub async fn stop(&self, grace: Option<Duration>) -> ExitReport {
+        if let Some(report) = self.exited_now() {
+            return report;
+        }
+        let grace = grace.unwrap_or(self.grace);
+        if !self.shared.stop_requested.swap(true, Ordering::SeqCst) {
+            if let Ok(mut kill_at) = self.shared.kill_at.lock() {
+                *kill_at = Some(Instant::now() + grace);
+            }
+            self.shared.signal_group(Signal::SIGTERM);
+        }
+        match tokio::time::timeout(grace, self.exited()).await {
+            Ok(report) => report,
+            Err(_) => {
+                self.shared.signal_group(Signal::SIGKILL);
+                self.exited().await
+            }
+        }
+    }
+
+    pub fn output_tail(&self) -> String {
+        self.shared.tail()
+    }
+}
+
+impl Drop for Supervised {
+    fn drop(&mut self) {
+        if self.exit.borrow().is_none() {
+            self.shared.stop_requested.store(true, Ordering::SeqCst);
+            self.shared.signal_group(Signal::SIGKILL);
+        }
+    }
+}
+
+async fn read_output(
+    stream: impl AsyncRead + Unpin,
+    shared: Arc<Shared>,
+    marker: Option<String>,
+    seen: watch::Sender<bool>,
+) {
+    let mut lines = BufReader::new(stream).split(b'\n');
+    while let Ok(Some(mut line)) = lines.next_segment().await {
+        if let Some(marker) = &marker {
+            if String::from_utf8_lossy(&line).contains(marker.as_str()) {
+                let _ = seen.send(true);
+            }
+        }
+        line.push(b'\n');
+        if let Ok(mut tail) = shared.tail.lock() {
+            tail.push(&line);
+        }
+    }
+}
+
+async fn wait_ready(readiness: Readiness, mut line_seen: watch::Receiver<bool>) -> bool {
+    match readiness {
+        Readiness::Spawned => true,
+        Readiness::OutputLine(_) => line_seen.wait_for(|seen| *seen).await.is_ok(),
+        Readiness::Http { url, bearer } => loop {
+            // A short, steady interval: the port opens when the serve is ready, and every
+            // millisecond here is start-up overhead the user waits for.
+            match http::probe(&url, bearer.as_deref(), Duration::from_secs(2)).await {
+                Ok(status) if (200..300).contains(&status) => return true,
+                _ => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        },
+    }
+}
+
+/// After the leader is reaped: kill what is left of the group (at once after a crash or a
+/// timeout; after the grace when stopping) and wait until nothing of it runs.
+async fn reap_group(shared: &Shared) {
+    let started = Instant::now();
+    loop {
+        if !platform::process_group_alive(shared.pgid) {
+            return;
+        }
+        let stopping = shared.stop_requested.load(Ordering::SeqCst);
+        let kill_at = shared.kill_at.lock().ok().and_then(|k| *k);
+        if !stopping || kill_at.is_none_or(|at| Instant::now() >= at) {
+            shared.signal_group(Signal::SIGKILL);
+        }
+        // Members reparented to us (if we are a subreaper) would stay zombies otherwise.
+        let _ = nix::sys::wait::waitpid(
+            Pid::from_raw(-shared.pgid),
+            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+        );
+        if started.elapsed() > Duration::from_secs(30) {
+            tracing::warn!(
+                pgid = shared.pgid,
+                "process group still alive after 30 s of SIGKILL"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn set_parent_death_signal(command: &mut tokio::process::Command) {
+    let parent = std::process::id() as i32;
+    // SAFETY: only async-signal-safe calls (prctl, getppid, kill) run between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
+            // The parent may have died before the prctl took effect.
+            if nix::unistd::getppid().as_raw() != parent {
+                let _ = nix::sys::signal::raise(Signal::SIGKILL);
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_parent_death_signal(_command: &mut tokio::process::Command) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str) -> SupervisorSpec {
+        let mut spec = SupervisorSpec::new("/bin/sh");
+        spec.args = vec!["-c".into(), script.into()];
+        spec.grace = Duration::from_millis(300);
+        spec
+    }
+
+    #[tokio::test]
+    async fn output_line_readiness_then_stop_is_stopped() {
+        let mut spec = sh("echo starting; echo READY now; exec sleep 30");
+        spec.readiness = Readiness::OutputLine("READY".into());
+        let child = Supervised::spawn(spec).unwrap();
+        child.ready().await.unwrap();
+        let report = child.stop(None).await;
+        assert_eq!(ExitKind::Stopped, report.kind);
+        assert_eq!(Some(15), report.signal);
+        assert!(
+            report.output_tail.contains("starting\nREADY now\n"),
+            "{report:?}"
+        );
+        assert_eq!(report, child.stop(None).await, "idempotent");
+    }
+
+    #[tokio::test]
+    async fn exit_before_ready_is_failed_to_start_with_output() {
+        let mut spec = sh("echo 'fatal: no model' >&2; exit 3");
+        spec.readiness = Readiness::OutputLine("READY".into());
+        let child = Supervised::spawn(spec).unwrap();
+        match child.ready().await {
+            Err(NotReady::Exited(report)) => {
+                assert_eq!(ExitKind::FailedToStart, report.kind);
+                assert_eq!(Some(3), report.code);
+                assert!(report.output_tail.contains("fatal: no model"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn exit_after_ready_is_crashed() {
+        let child = Supervised::spawn(sh("sleep 0.05; exit 7")).unwrap();
+        child.ready().await.unwrap();
+        let report = child.exited().await;
+        assert_eq!((ExitKind::Crashed, Some(7)), (report.kind, report.code));
+    }
+
+    #[tokio::test]
+    async fn start_timeout_kills_the_child() {
+        let mut spec = sh("exec sleep 30");
+        spec.readiness = Readiness::OutputLine("never".into());
+        spec.start_timeout = Duration::from_millis(100);
+        let started = Instant::now();
+        let child = Supervised::spawn(spec).unwrap();
+        let pid = child.pid();
+        assert!(matches!(child.ready().await, Err(NotReady::TimedOut(_))));
+        assert_eq!(ExitKind::StartTimeout, child.exited().await.kind);
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(!platform::process_group_alive(pid), "killed, group gone");
+    }
+
+    #[tokio::test]
+    async fn stop_takes_down_a_sigterm_ignoring_group_with_a_grandchild() {
+        // The leader ignores SIGTERM and starts a grandchild that ignores it too.
+        let child = Supervised::spawn(sh(
+            "trap '' TERM; sh -c \"trap '' TERM; sleep 30\" & echo spawned; wait",
+        ))
+        .unwrap();
+        let pgid = child.pid();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(platform::process_group_alive(pgid));
+        let started = Instant::now();
+        let report = child.stop(Some(Duration::from_millis(200))).await;
+        assert_eq!(ExitKind::Stopped, report.kind);
+        assert_eq!(Some(9), report.signal, "needed SIGKILL");
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        assert!(
+            !platform::process_group_alive(pgid),
+            "no member of the group is left"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_crash_takes_its_grandchildren_along() {
+        let child = Supervised::spawn(sh("sleep 30 & sleep 0.1; exit 1")).unwrap();
+        let pgid = child.pid();
+        let report = child.exited().await;
+        assert_eq!(ExitKind::Crashed, report.kind);
+        assert!(!platform::process_group_alive(pgid));
+    }
+
+    #[tokio::test]
+    async fn http_readiness_polls_until_2xx() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        // A tiny server that starts after a delay; python3 is on the machine image.
+        let mut spec = SupervisorSpec::new("python3");
+        spec.args = vec![
+            "-c".into(),
+            format!("import time,http.server as h; time.sleep(0.2); h.HTTPServer(('127.0.0.1',{port}),h.SimpleHTTPRequestHandler).serve_forever()"),
+        ];
+        spec.cwd = Some(std::env::temp_dir());
+        spec.readiness = Readiness::Http {
+            url: format!("http://127.0.0.1:{port}/"),
+            bearer: None,
+        };
+        spec.start_timeout = Duration::from_secs(20);
+        let child = Supervised::spawn(spec).unwrap();
+        child.ready().await.unwrap();
+        assert_eq!(
+            ExitKind::Stopped,
+            child.stop(Some(Duration::from_secs(2))).await.kind
+        );
+    }
+
+    #[tokio::test]
+    async fn spawn_failure_is_an_error() {
+        let err = Supervised::spawn(SupervisorSpec::new("/nonexistent/qvac")).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/qvac"));
+    }
+}
