@@ -25,6 +25,18 @@ export declare class NativeCancelToken {
   cancel(): void
 }
 
+export interface AttachedServe {
+  fleetKey: string
+  baseURL: string
+  port: number
+  servePid: number
+  runnerPid: number
+  apiKey: string
+  /** The consumer marker; `releaseLock(handle)` removes it. */
+  handle: number
+  spawned: boolean
+}
+
 /** Managed options after checking, with defaults applied. */
 export interface CheckedManagedOptions {
   fleetKey: string
@@ -62,6 +74,29 @@ export interface ConsumersOutcome {
 export interface DirOutcome {
   dir?: string
   error?: NativeError
+}
+
+export interface EnsureOutcome {
+  serve?: AttachedServe
+  error?: NativeError
+}
+
+/**
+ * Validates the options (typed errors before anything is written), then attaches to the
+ * fleet's serve or starts it, off the JS thread.
+ */
+export declare function ensureServe(request: EnsureServeRequest): Promise<EnsureOutcome>
+
+export interface EnsureServeRequest {
+  /** The managed options as the TS layer's tagged JSON. */
+  options: string
+  /** The `qvac-managed` binary. */
+  runnerPath: string
+  projectDir?: string
+  nodePath?: string
+  graceMs?: number
+  /** Overrides `~/.qvac/managed-serves`. */
+  registryDir?: string
 }
 
 export declare function fileLockAcquire(path: string, shared: boolean | undefined | null, wait: RetryOptions, cancel: NativeCancelToken): Promise<LockOutcome>
@@ -108,6 +143,8 @@ export interface NativeError {
   option?: string
   /** The model names an UNKNOWN_MODEL / DUPLICATE_MODEL / MULTIPLE_DEFAULTS error is about. */
   models?: Array<string>
+  /** The serve's last output, for start failures. */
+  outputTail?: string
 }
 
 export interface NativeStartFailure {

@@ -773,10 +773,11 @@ if (
   }
 }
 
-const { NativeBackoff, NativeCancelToken, checkRetryOptions, fileLockAcquire, fileLockTryAcquire, isLockHeld, pidLockAcquire, pidLockInspect, pidLockTryAcquire, registryAddConsumer, registryDefaultDir, registryListServes, registryLiveConsumers, registryReadRecord, registryReadStartFailure, registrySweep, registryTrySpawnLock, registryWriteRecord, registryWriteStartFailure, releaseAllLocks, releaseLock, synthesizeServeConfig, validateManagedOptions } = nativeBinding
+const { NativeBackoff, NativeCancelToken, checkRetryOptions, ensureServe, fileLockAcquire, fileLockTryAcquire, isLockHeld, pidLockAcquire, pidLockInspect, pidLockTryAcquire, registryAddConsumer, registryDefaultDir, registryListServes, registryLiveConsumers, registryReadRecord, registryReadStartFailure, registrySweep, registryTrySpawnLock, registryWriteRecord, registryWriteStartFailure, releaseAllLocks, releaseLock, synthesizeServeConfig, validateManagedOptions } = nativeBinding
 export { NativeBackoff }
 export { NativeCancelToken }
 export { checkRetryOptions }
+export { ensureServe }
 export { fileLockAcquire }
 export { fileLockTryAcquire }
 export { isLockHeld }

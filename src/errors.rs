@@ -4,6 +4,7 @@
 //! because napi errors carry only a status and a message and these need their fields.
 
 use napi_derive::napi;
+use qvac_managed_core::consumer::EnsureError;
 use qvac_managed_core::managed_options::OptionsError;
 use qvac_managed_core::options::InvalidOption;
 use qvac_managed_core::pid_lock::HeldError;
@@ -24,6 +25,8 @@ pub struct NativeError {
     pub option: Option<String>,
     /// The model names an UNKNOWN_MODEL / DUPLICATE_MODEL / MULTIPLE_DEFAULTS error is about.
     pub models: Option<Vec<String>>,
+    /// The serve's last output, for start failures.
+    pub output_tail: Option<String>,
 }
 
 impl From<InvalidOption> for NativeError {
@@ -125,6 +128,20 @@ impl From<RegistryError> for NativeError {
                     ..Default::default()
                 }
             }
+        }
+    }
+}
+
+impl From<EnsureError> for NativeError {
+    fn from(err: EnsureError) -> Self {
+        match err {
+            EnsureError::Registry(registry) => registry.into(),
+            other => NativeError {
+                code: other.code(),
+                output_tail: other.output_tail().map(str::to_owned),
+                message: other.to_string(),
+                ..Default::default()
+            },
         }
     }
 }

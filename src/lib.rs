@@ -12,6 +12,7 @@ mod locks;
 mod managed;
 mod registry;
 mod retry;
+mod serve;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;

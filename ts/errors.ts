@@ -52,6 +52,50 @@ export class MultipleDefaultManagedModelsError extends QvacManagedModeError {
   }
 }
 
+/** A serve start failure; `outputTail` is the serve's last output, when it printed any. */
+abstract class ServeStartError extends QvacManagedModeError {
+  readonly outputTail: string | undefined;
+  constructor(code: string, native: NativeError) {
+    super(code, native.message);
+    this.outputTail = native.outputTail ?? undefined;
+  }
+}
+
+/** Neither `serveBinPath`, nor `@qvac/cli` in the project, nor `qvac` on PATH. */
+export class CliNotFoundError extends ServeStartError {
+  constructor(native: NativeError) {
+    super('CLI_NOT_FOUND', native);
+  }
+}
+
+/** The serve (or its runner) could not be spawned. */
+export class ServeSpawnFailedError extends ServeStartError {
+  constructor(native: NativeError) {
+    super('SERVE_SPAWN_FAILED', native);
+  }
+}
+
+/** The serve did not answer its health check within `serveStartTimeout`; it was killed. */
+export class ServeStartTimeoutError extends ServeStartError {
+  constructor(native: NativeError) {
+    super('SERVE_START_TIMEOUT', native);
+  }
+}
+
+/** The serve exited before it became healthy. */
+export class ServeExitedError extends ServeStartError {
+  constructor(native: NativeError) {
+    super('SERVE_EXITED', native);
+  }
+}
+
+/** No port could be had (a pinned `servePort` in use, or none free). */
+export class PortAllocationFailedError extends ServeStartError {
+  constructor(native: NativeError) {
+    super('PORT_ALLOCATION_FAILED', native);
+  }
+}
+
 /** The registry directory exists but is not safe to use (owner, mode, symlink); `path` names it. */
 export class RegistryUnsafeError extends QvacError {
   readonly path: string;
@@ -149,6 +193,16 @@ export function fromNative(native: NativeError): Error {
       return new DuplicateManagedModelError(native.message, native.models ?? []);
     case 'MULTIPLE_DEFAULTS':
       return new MultipleDefaultManagedModelsError(native.message, native.models ?? []);
+    case 'CLI_NOT_FOUND':
+      return new CliNotFoundError(native);
+    case 'SERVE_SPAWN_FAILED':
+      return new ServeSpawnFailedError(native);
+    case 'SERVE_START_TIMEOUT':
+      return new ServeStartTimeoutError(native);
+    case 'SERVE_EXITED':
+      return new ServeExitedError(native);
+    case 'PORT_ALLOCATION_FAILED':
+      return new PortAllocationFailedError(native);
     case 'REGISTRY_UNSAFE':
       return new RegistryUnsafeError(native);
     case 'REGISTRY_IO':

@@ -25,5 +25,12 @@ export {
   DuplicateManagedModelError,
   MultipleDefaultManagedModelsError,
   RegistryUnsafeError,
-  RegistryIoError
+  RegistryIoError,
+  CliNotFoundError,
+  ServeSpawnFailedError,
+  ServeStartTimeoutError,
+  ServeExitedError,
+  PortAllocationFailedError
 } from './errors.js';
+export { ensureServe, ManagedServe, resolveRunnerPath } from './serve.js';
+export type { AttachOptions } from './serve.js';

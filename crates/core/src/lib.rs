@@ -4,6 +4,8 @@
 //! maps errors, the `qvac-managed` binary drives the runner. Every concept has one module.
 
 pub mod catalog;
+pub mod consumer;
+pub mod consumer_watch;
 pub mod file_lock;
 pub mod http;
 pub mod js_value;
@@ -14,6 +16,7 @@ mod platform;
 pub mod process;
 pub mod registry;
 pub mod retry;
+pub mod runner;
 pub mod supervisor;
 
 pub use file_lock::{FileLock, FileLockError, LockMode};

@@ -536,6 +536,22 @@ impl Registry {
     /// consumers' markers, empty consumer dirs of fleets with no record, spawn locks of dead
     /// holders, temp files of dead writers, and abandoned runner-params files.
     pub fn sweep(&self) -> Result<SweepReport, RegistryError> {
+        self.sweep_with(false)
+    }
+
+    /// What [`sweep`](Self::sweep) would remove, removing nothing.
+    pub fn sweep_dry_run(&self) -> Result<SweepReport, RegistryError> {
+        self.sweep_with(true)
+    }
+
+    fn sweep_with(&self, dry_run: bool) -> Result<SweepReport, RegistryError> {
+        let remove_file = |path: &Path| -> Result<(), RegistryError> {
+            if dry_run {
+                Ok(())
+            } else {
+                remove_file_if_present(path)
+            }
+        };
         let mut report = SweepReport::default();
         if !self.dir.exists() {
             return Ok(report);
@@ -555,10 +571,12 @@ impl Registry {
                     let runner = record.runner_identity().liveness();
                     let gone = |l: Liveness| l.is_provably_dead() || l == Liveness::Invalid;
                     if gone(serve) && gone(runner) && record.fleet_key == key {
-                        remove_file_if_present(&path)?;
+                        remove_file(&path)?;
                         report.removed.push(path);
                         if let Some(config_dir) = owned_temp_config_dir(&record.config_path) {
-                            if fs::remove_dir_all(&config_dir).is_ok() {
+                            if config_dir.exists()
+                                && (dry_run || fs::remove_dir_all(&config_dir).is_ok())
+                            {
                                 report.removed.push(config_dir);
                             }
                         }
@@ -577,24 +595,40 @@ impl Registry {
             let path = entry.path();
             if let Some(key) = name.strip_suffix(".consumers") {
                 let before: Vec<PathBuf> = list_dir(&path);
-                self.live_consumers(key, true)?;
-                report
-                    .removed
-                    .extend(before.into_iter().filter(|p| !p.exists()));
-                if !self.record_path(key).exists() && fs::remove_dir(&path).is_ok() {
+                let live = self.live_consumers(key, !dry_run)?;
+                let dead: Vec<PathBuf> = before
+                    .into_iter()
+                    .filter(|p| {
+                        if dry_run {
+                            !live.contains(&marker_pid(p))
+                        } else {
+                            !p.exists()
+                        }
+                    })
+                    .collect();
+                report.removed.extend(dead);
+                if !self.record_path(key).exists()
+                    && live.is_empty()
+                    && (dry_run || fs::remove_dir(&path).is_ok())
+                {
                     report.removed.push(path);
                 }
             } else if name.ends_with(".lock") {
-                if PidLock::clear_stale(&path)? {
+                let stale = if dry_run {
+                    PidLock::inspect(&path)?.is_some_and(|h| h.is_stale())
+                } else {
+                    PidLock::clear_stale(&path)?
+                };
+                if stale {
                     report.removed.push(path);
                 }
             } else if name.ends_with(".tmp") {
-                if temp_writer_is_dead(&name) && fs::remove_file(&path).is_ok() {
+                if temp_writer_is_dead(&name) && (dry_run || fs::remove_file(&path).is_ok()) {
                     report.removed.push(path);
                 }
             } else if name.ends_with(".runner-params.json")
                 && older_than(&path, RUNNER_PARAMS_STALE)
-                && fs::remove_file(&path).is_ok()
+                && (dry_run || fs::remove_file(&path).is_ok())
             {
                 report.removed.push(path);
             }
@@ -622,6 +656,13 @@ fn judge_record(key: &str, text: &str) -> RecordState {
         }
     }
     RecordState::Trusted(Box::new(record))
+}
+
+fn marker_pid(path: &Path) -> i32 {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .and_then(leading_pid)
+        .unwrap_or(0)
 }
 
 /// `parseInt`-style leading pid of a marker name (`"123.ab12cd34"` -> 123).
@@ -907,7 +948,22 @@ mod tests {
         )
         .unwrap();
 
+        let planned = reg.sweep_dry_run().unwrap();
+        assert!(
+            reg.record_path(&dead.fleet_key).exists(),
+            "a dry run removes nothing"
+        );
+        assert!(reg.lock_path("5555555555555555").exists());
         let report = reg.sweep().unwrap();
+        let sorted = |mut v: Vec<PathBuf>| {
+            v.sort();
+            v
+        };
+        assert_eq!(
+            sorted(planned.removed.clone()),
+            sorted(report.removed.clone()),
+            "the dry run lists exactly what is removed"
+        );
         assert!(reg.record_path(&live.fleet_key).exists());
         assert_eq!(1, reg.live_consumers(&live.fleet_key, false).unwrap().len());
         assert!(!reg.record_path(&dead.fleet_key).exists());

@@ -1,0 +1,99 @@
+//! `qvac-managed`: the detached runner that owns one managed serve (`run`, hidden), and the user
+//! CLI over the registry: `ps`, `stop`, `gc`, `logs`, `doctor`.
+
+mod commands;
+mod runner;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "qvac-managed", version, about = "Inspect and control managed qvac serves", long_about = None)]
+struct Cli {
+    /// Registry directory (default: ~/.qvac/managed-serves).
+    #[arg(long, global = true, value_name = "DIR")]
+    registry: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the runner for one serve (started by a consumer; detaches at once).
+    #[command(hide = true)]
+    Run {
+        /// The handoff file written by the consumer (deleted on reading).
+        params: PathBuf,
+        /// Stay in the foreground (for debugging): no fork, logs to stderr.
+        #[arg(long)]
+        foreground: bool,
+    },
+    /// List live serves: fleet, models, pids, port, consumers, uptime, idle timeout.
+    Ps {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a serve gracefully through its runner (SIGTERM; the runner stops the serve's group).
+    Stop {
+        /// A fleet key, or a unique prefix of one.
+        fleet: Option<String>,
+        /// Stop every live serve.
+        #[arg(long, conflicts_with = "fleet")]
+        all: bool,
+    },
+    /// Remove leftovers of provably dead serves and consumers (never anything live).
+    Gc {
+        /// Only list what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a fleet's runner log.
+    Logs {
+        /// A fleet key, or a unique prefix of one.
+        fleet: String,
+        /// Keep printing new lines as they are written (Ctrl-C to stop).
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// Check the registry, the serve binary, stale files and event support; exit 1 on problems.
+    Doctor {
+        /// Check this serve binary instead of resolving @qvac/cli / `qvac` on PATH.
+        #[arg(long, value_name = "PATH")]
+        serve_bin_path: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Run { params, foreground } = cli.command {
+        return runner::run(&params, foreground);
+    }
+    let registry = match commands::registry(cli.registry) {
+        Ok(registry) => registry,
+        Err(err) => {
+            eprintln!("qvac-managed: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Command::Run { .. } => unreachable!("handled above"),
+        Command::Ps { json } => commands::ps(&registry, json),
+        Command::Stop { fleet, all } => commands::stop(&registry, fleet.as_deref(), all),
+        Command::Gc { dry_run, json } => commands::gc(&registry, dry_run, json),
+        Command::Logs { fleet, follow } => commands::logs(&registry, &fleet, follow),
+        Command::Doctor { serve_bin_path } => commands::doctor(&registry, serve_bin_path),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("qvac-managed: {err}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,334 @@
+//! The consumer side of a managed serve: attach to the live serve for a fleet, or start one.
+//!
+//! Fast path (the common, warm case): read and trust-check the record, write our marker, re-read
+//! the record (the runner may have begun reaping), done — no process is spawned and no lock taken.
+//! Slow path: marker first (so a runner never reaps in the gap), then the spawn lock; the holder
+//! re-checks, starts a detached runner and waits for its record or its `<key>.error`; everyone
+//! else waits for the record and re-contends for the lock if the holder died.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::managed_options::ManagedOptions;
+use crate::pid_lock::PidLockError;
+use crate::process::ProcessIdentity;
+use crate::registry::{
+    ConsumerMarker, RecordState, Registry, RegistryError, ServeRecord, StartFailure,
+};
+use crate::runner::RunnerParams;
+
+/// Where and how to start runners.
+#[derive(Clone, Debug)]
+pub struct RunnerLaunch {
+    /// The `qvac-managed` binary.
+    pub runner_path: PathBuf,
+    /// Where to look for `node_modules/@qvac/cli`.
+    pub project_dir: Option<String>,
+    /// The JS runtime to run `@qvac/cli` with.
+    pub node_path: Option<String>,
+    /// Stop grace handed to the runner (default 5 s).
+    pub grace_ms: Option<f64>,
+}
+
+/// A serve this process is attached to. Dropping it removes the marker.
+#[derive(Debug)]
+pub struct Attachment {
+    pub fleet_key: String,
+    pub record: ServeRecord,
+    pub marker: ConsumerMarker,
+    /// True when this call started the runner.
+    pub spawned: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnsureError {
+    /// The runner (ours or another consumer's) reported why the serve did not start.
+    #[error("{}{}", .0.message, tail_suffix(&.0.output_tail))]
+    Start(StartFailure),
+    #[error("qvac serve did not become healthy at {base_url} within {timeout_ms}ms. Cold model downloads can be slow — raise `serveStartTimeout` if the model is large.")]
+    Timeout { base_url: String, timeout_ms: u64 },
+    #[error("cannot start the runner {}: {reason}. Set QVAC_MANAGED_RUNNER to a qvac-managed binary, or reinstall the package for this platform.", path.display())]
+    Runner { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+fn tail_suffix(tail: &str) -> String {
+    if tail.trim().is_empty() {
+        String::new()
+    } else {
+        format!("\n--- serve output ---\n{}", tail.trim_end())
+    }
+}
+
+impl EnsureError {
+    pub fn code(&self) -> String {
+        match self {
+            EnsureError::Start(f) => f.code.clone(),
+            EnsureError::Timeout { .. } => "SERVE_START_TIMEOUT".into(),
+            EnsureError::Runner { .. } => "SERVE_SPAWN_FAILED".into(),
+            EnsureError::Registry(e) => e.code().into(),
+        }
+    }
+
+    pub fn output_tail(&self) -> Option<&str> {
+        match self {
+            EnsureError::Start(f) if !f.output_tail.is_empty() => Some(&f.output_tail),
+            _ => None,
+        }
+    }
+}
+
+/// The fleet key this provider registers under: the shared key, or a private one
+/// (`<key>-priv-<pid>-<hex>`, as upstream) when `reuse` is off.
+pub fn fleet_key_for(options: &ManagedOptions) -> String {
+    let shared = options.fleet_key();
+    if options.reuse {
+        shared
+    } else {
+        format!(
+            "{shared}-priv-{}-{:08x}",
+            std::process::id(),
+            fastrand::u32(..)
+        )
+    }
+}
+
+/// Attaches to the fleet's serve, starting it if needed. `fleet_key` comes from
+/// [`fleet_key_for`]; a private key always starts its own serve (idle timeout 0).
+pub async fn ensure_serve(
+    registry: &Registry,
+    options: &ManagedOptions,
+    fleet_key: &str,
+    launch: &RunnerLaunch,
+) -> Result<Attachment, EnsureError> {
+    registry.ensure_dir()?;
+    if options.reuse {
+        if let Some(attached) = try_attach(registry, fleet_key)? {
+            return Ok(attached);
+        }
+    }
+    let marker = registry.add_consumer(fleet_key)?;
+    let waited_from = SystemTime::now();
+    let deadline = Instant::now() + options.serve_start_timeout + Duration::from_secs(10);
+    loop {
+        match registry.try_spawn_lock(fleet_key) {
+            Ok(lock) => {
+                if let RecordState::Trusted(record) = registry.read_record(fleet_key)? {
+                    return Ok(attachment(fleet_key, *record, marker, false));
+                }
+                let result = spawn_and_wait(registry, options, fleet_key, launch, deadline).await;
+                drop(lock);
+                return result.map(|record| attachment(fleet_key, record, marker, true));
+            }
+            Err(RegistryError::Lock(PidLockError::Held(_))) => {}
+            Err(other) => return Err(other.into()),
+        }
+        // Another process is starting it: wait for its record, then re-contend (it may have died).
+        let slice = (Instant::now() + Duration::from_secs(5)).min(deadline);
+        while Instant::now() < slice {
+            if let RecordState::Trusted(record) = registry.read_record(fleet_key)? {
+                return Ok(attachment(fleet_key, *record, marker, false));
+            }
+            if let Some(failure) = fresh_failure(registry, fleet_key, waited_from)? {
+                return Err(EnsureError::Start(failure));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if Instant::now() >= deadline {
+            return Err(EnsureError::Timeout {
+                base_url: format!("http://{}:?/v1", options.serve_host),
+                timeout_ms: options.serve_start_timeout.as_millis() as u64,
+            });
+        }
+    }
+}
+
+fn attachment(
+    fleet_key: &str,
+    record: ServeRecord,
+    marker: ConsumerMarker,
+    spawned: bool,
+) -> Attachment {
+    Attachment {
+        fleet_key: fleet_key.to_owned(),
+        record,
+        marker,
+        spawned,
+    }
+}
+
+/// The warm path: trusted record, marker, and a second look at the record.
+fn try_attach(registry: &Registry, fleet_key: &str) -> Result<Option<Attachment>, EnsureError> {
+    let RecordState::Trusted(record) = registry.read_record(fleet_key)? else {
+        return Ok(None);
+    };
+    let mut marker = registry.add_consumer(fleet_key)?;
+    match registry.read_record(fleet_key)? {
+        RecordState::Trusted(again) if again.serve_pid == record.serve_pid => {
+            Ok(Some(attachment(fleet_key, *again, marker, false)))
+        }
+        _ => {
+            // The runner began reaping between our two reads; take the slow path.
+            marker.remove();
+            Ok(None)
+        }
+    }
+}
+
+/// A start failure written after `since` (one left from an older attempt does not count).
+fn fresh_failure(
+    registry: &Registry,
+    key: &str,
+    since: SystemTime,
+) -> Result<Option<StartFailure>, EnsureError> {
+    let written = std::fs::metadata(registry.error_path(key)).and_then(|m| m.modified());
+    match written {
+        Ok(at) if at >= since => Ok(registry.read_error(key)?),
+        _ => Ok(None),
+    }
+}
+
+async fn spawn_and_wait(
+    registry: &Registry,
+    options: &ManagedOptions,
+    fleet_key: &str,
+    launch: &RunnerLaunch,
+    deadline: Instant,
+) -> Result<ServeRecord, EnsureError> {
+    registry.clear_error(fleet_key)?;
+    let mut api_key = [0u8; 32];
+    getrandom::fill(&mut api_key).map_err(|e| EnsureError::Runner {
+        path: launch.runner_path.clone(),
+        reason: format!("no randomness for the API key: {e}"),
+    })?;
+    let params = RunnerParams {
+        fleet_key: fleet_key.to_owned(),
+        api_key: base64url(&api_key),
+        config_json: options.serve_config().to_json().unwrap_or_default(),
+        models: options.models.iter().map(|m| m.name.clone()).collect(),
+        host: options.serve_host.clone(),
+        port: options.serve_port,
+        idle_timeout_ms: if options.reuse {
+            options.serve_idle_timeout.as_secs_f64() * 1000.0
+        } else {
+            0.0
+        },
+        start_timeout_ms: options.serve_start_timeout.as_secs_f64() * 1000.0,
+        grace_ms: launch.grace_ms,
+        serve_bin_path: options.serve_bin_path.clone(),
+        project_dir: launch.project_dir.clone(),
+        node_path: launch.node_path.clone(),
+        registry_dir: registry.dir().display().to_string(),
+    };
+    let params_path = params.write(registry).map_err(|e| EnsureError::Runner {
+        path: launch.runner_path.clone(),
+        reason: format!("cannot write its parameters: {e}"),
+    })?;
+    let runner = start_runner(&launch.runner_path, &params_path);
+    let runner_pid = match runner {
+        Ok(pid) => pid,
+        Err(reason) => {
+            let _ = std::fs::remove_file(&params_path);
+            return Err(EnsureError::Runner {
+                path: launch.runner_path.clone(),
+                reason,
+            });
+        }
+    };
+    let runner_identity = ProcessIdentity::of(runner_pid);
+    loop {
+        if let RecordState::Trusted(record) = registry.read_record(fleet_key)? {
+            return Ok(*record);
+        }
+        if let Some(failure) = registry.read_error(fleet_key)? {
+            return Err(EnsureError::Start(failure));
+        }
+        let runner_gone = runner_identity
+            .as_ref()
+            .is_none_or(|id| id.liveness().is_provably_dead());
+        if runner_gone {
+            // It may have published or failed just before exiting: look once more.
+            if let RecordState::Trusted(record) = registry.read_record(fleet_key)? {
+                return Ok(*record);
+            }
+            if let Some(failure) = registry.read_error(fleet_key)? {
+                return Err(EnsureError::Start(failure));
+            }
+            return Err(EnsureError::Runner {
+                path: launch.runner_path.clone(),
+                reason: format!("runner pid {runner_pid} exited without publishing the serve or an error; see {}", registry.dir().join(format!("{fleet_key}.log")).display()),
+            });
+        }
+        if Instant::now() >= deadline {
+            // The runner enforces the start timeout itself; this is the backstop.
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(runner_pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            return Err(EnsureError::Timeout {
+                base_url: format!("http://{}:?/v1", options.serve_host),
+                timeout_ms: options.serve_start_timeout.as_millis() as u64,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Runs `qvac-managed run <params>`, which forks the detached runner, prints its pid and exits
+/// at once (so no zombie is left with us).
+fn start_runner(runner: &std::path::Path, params: &std::path::Path) -> Result<i32, String> {
+    let output = Command::new(runner)
+        .arg("run")
+        .arg(params)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !output.status.success() {
+        return Err(format!(
+            "it exited with {}: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .map_err(|_| {
+            format!(
+                "it printed no runner pid: {:?}",
+                String::from_utf8_lossy(&output.stdout)
+            )
+        })
+}
+
+/// Unpadded base64url, as Node's `randomBytes(32).toString('base64url')`.
+fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len() * 4 / 3 + 2);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64url_matches_node() {
+        // Buffer.from([0xfb, 0xff, 0x00, 0x10]).toString('base64url') === '-_8AEA'
+        assert_eq!("-_8AEA", base64url(&[0xfb, 0xff, 0x00, 0x10]));
+        assert_eq!(43, base64url(&[7u8; 32]).len());
+    }
+}

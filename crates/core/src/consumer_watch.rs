@@ -1,0 +1,244 @@
+//! Wakes the runner when its consumer set may have changed, by event: inotify on the consumers
+//! directory (a marker added or removed) and a pidfd per consumer pid (the process died, however
+//! it died: close(), exit, crash, SIGKILL). Where either is unavailable, a 100 ms poll stands in.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const FALLBACK_POLL: Duration = Duration::from_millis(100);
+
+/// What watching uses on this system; `doctor` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WatchSupport {
+    pub inotify: bool,
+    pub pidfd: bool,
+}
+
+pub struct ConsumerWatch {
+    dir: PathBuf,
+    #[cfg(target_os = "linux")]
+    inotify: Option<tokio::io::unix::AsyncFd<linux::InotifyFd>>,
+    #[cfg(target_os = "linux")]
+    pidfds: HashMap<i32, tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>>,
+    #[cfg(not(target_os = "linux"))]
+    pidfds: HashMap<i32, ()>,
+    /// Some tracked pid has no pidfd (unsupported, or it died before we opened one).
+    unwatched_pids: bool,
+}
+
+impl ConsumerWatch {
+    /// Starts watching `dir` (created if missing). Must be called within a tokio runtime.
+    pub fn new(dir: &Path) -> ConsumerWatch {
+        let _ = std::fs::create_dir_all(dir);
+        ConsumerWatch {
+            dir: dir.to_owned(),
+            #[cfg(target_os = "linux")]
+            inotify: linux::watch_dir(dir),
+            pidfds: HashMap::new(),
+            unwatched_pids: false,
+        }
+    }
+
+    pub fn support(&self) -> WatchSupport {
+        #[cfg(target_os = "linux")]
+        {
+            WatchSupport {
+                inotify: self.inotify.is_some(),
+                pidfd: linux::pidfd_supported(),
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            WatchSupport {
+                inotify: false,
+                pidfd: false,
+            }
+        }
+    }
+
+    /// Watches exactly these pids from now on (new ones get a pidfd, gone ones are dropped).
+    pub fn track(&mut self, pids: &[i32]) {
+        self.pidfds.retain(|pid, _| pids.contains(pid));
+        for &pid in pids {
+            if self.pidfds.contains_key(&pid) {
+                continue;
+            }
+            #[cfg(target_os = "linux")]
+            if let Some(fd) = linux::pidfd(pid) {
+                self.pidfds.insert(pid, fd);
+            }
+        }
+        self.unwatched_pids = self.pidfds.len() < pids.len();
+    }
+
+    /// Resolves when the consumer set may have changed.
+    pub async fn changed(&mut self) {
+        #[cfg(target_os = "linux")]
+        {
+            let by_event_only = self.inotify.is_some() && !self.unwatched_pids;
+            let pid_exit = async {
+                if self.pidfds.is_empty() {
+                    return std::future::pending::<()>().await;
+                }
+                let waits = self.pidfds.values().map(|fd| {
+                    Box::pin(async move {
+                        let _ = fd.readable().await;
+                    })
+                });
+                futures_select_all(waits).await;
+            };
+            let dir_event = async {
+                match &self.inotify {
+                    Some(inotify) => linux::drain_events(inotify).await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let poll = async {
+                if by_event_only {
+                    std::future::pending::<()>().await
+                } else {
+                    tokio::time::sleep(FALLBACK_POLL).await
+                }
+            };
+            tokio::select! {
+                _ = pid_exit => {}
+                _ = dir_event => {}
+                _ = poll => {}
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        tokio::time::sleep(FALLBACK_POLL).await;
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// Resolves when the first of `futures` does.
+async fn futures_select_all<F: std::future::Future<Output = ()> + Unpin>(
+    futures: impl Iterator<Item = F>,
+) {
+    let mut futures: Vec<F> = futures.collect();
+    std::future::poll_fn(move |cx| {
+        for f in futures.iter_mut() {
+            if std::pin::Pin::new(f).poll(cx).is_ready() {
+                return std::task::Poll::Ready(());
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+    use std::path::Path;
+
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+    use tokio::io::unix::AsyncFd;
+
+    /// `Inotify` exposes `AsFd`; tokio's `AsyncFd` wants `AsRawFd`.
+    pub struct InotifyFd(Inotify);
+
+    impl AsRawFd for InotifyFd {
+        fn as_raw_fd(&self) -> RawFd {
+            self.0.as_fd().as_raw_fd()
+        }
+    }
+
+    pub fn watch_dir(dir: &Path) -> Option<AsyncFd<InotifyFd>> {
+        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok()?;
+        inotify
+            .add_watch(
+                dir,
+                AddWatchFlags::IN_CREATE
+                    | AddWatchFlags::IN_DELETE
+                    | AddWatchFlags::IN_MOVED_FROM
+                    | AddWatchFlags::IN_MOVED_TO
+                    | AddWatchFlags::IN_DELETE_SELF,
+            )
+            .ok()?;
+        // SAFETY: `InotifyFd` owns its descriptor and never closes or replaces it while registered.
+        unsafe { AsyncFd::register(InotifyFd(inotify)).ok() }
+    }
+
+    pub async fn drain_events(inotify: &AsyncFd<InotifyFd>) {
+        loop {
+            let Ok(mut guard) = inotify.readable().await else {
+                return std::future::pending().await;
+            };
+            match guard.get_inner().0.read_events() {
+                Ok(events) if !events.is_empty() => return,
+                Ok(_) => guard.clear_ready(),
+                Err(nix::errno::Errno::EAGAIN) => guard.clear_ready(),
+                Err(_) => return std::future::pending().await,
+            }
+        }
+    }
+
+    /// A pidfd for `pid` (readable once the process exits), or `None` where unsupported.
+    pub fn pidfd(pid: i32) -> Option<AsyncFd<OwnedFd>> {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, libc::PIDFD_NONBLOCK) };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: the kernel just returned this fd to us; nothing else owns it.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        // SAFETY: `owned` owns the pidfd for as long as the registration lives.
+        unsafe { AsyncFd::register(owned).ok() }
+    }
+
+    pub fn pidfd_supported() -> bool {
+        pidfd(std::process::id() as i32).is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[tokio::test]
+    async fn wakes_on_marker_changes_and_on_consumer_death() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut watch = ConsumerWatch::new(dir.path());
+        assert_eq!(
+            WatchSupport {
+                inotify: true,
+                pidfd: true
+            },
+            watch.support()
+        );
+        let path = dir.path().join("123.abcdef01");
+        let writer = {
+            let path = path.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                std::fs::write(path, "").unwrap();
+            })
+        };
+        tokio::time::timeout(Duration::from_secs(5), watch.changed())
+            .await
+            .expect("inotify wake");
+        writer.await.unwrap();
+
+        let mut child = std::process::Command::new("sleep")
+            .arg("0.2")
+            .spawn()
+            .unwrap();
+        watch.track(&[child.id() as i32]);
+        let started = Instant::now();
+        tokio::time::timeout(Duration::from_secs(5), watch.changed())
+            .await
+            .expect("pidfd wake");
+        assert!(
+            started.elapsed() >= Duration::from_millis(150),
+            "woke on the exit, not before"
+        );
+        child.wait().unwrap();
+    }
+}

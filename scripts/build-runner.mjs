@@ -1,0 +1,27 @@
+// Builds the `qvac-managed` binary (runner + CLI) for this machine and puts it in the platform
+// package directory beside the .node file (npm/<platform>/), where the library finds it.
+import { spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const host = spawnSync('rustc', ['-vV'], { encoding: 'utf8' }).stdout.match(/^host: (.+)$/m)?.[1];
+if (!host) throw new Error('cannot tell the Rust host triple (`rustc -vV`)');
+// Same --target as `napi build --platform`, so both share one target directory and one build of core.
+const cargo = spawnSync('cargo', ['build', '--release', '-p', 'qvac-managed-cli', '--target', host], { cwd: root, stdio: 'inherit' });
+if (cargo.status !== 0) process.exit(cargo.status ?? 1);
+const platformDir = {
+  'x86_64-unknown-linux-gnu': 'linux-x64-gnu',
+  'aarch64-unknown-linux-gnu': 'linux-arm64-gnu',
+  'x86_64-apple-darwin': 'darwin-x64',
+  'aarch64-apple-darwin': 'darwin-arm64',
+  'x86_64-pc-windows-msvc': 'win32-x64-msvc'
+}[host];
+if (!platformDir) throw new Error(`no npm platform package for ${host}`);
+const exe = host.includes('windows') ? 'qvac-managed.exe' : 'qvac-managed';
+const target = join(root, 'npm', platformDir, exe);
+mkdirSync(dirname(target), { recursive: true });
+copyFileSync(join(root, 'target', host, 'release', exe), target);
+chmodSync(target, 0o755);
+console.log(`qvac-managed runner: ${target}`);

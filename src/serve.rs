@@ -1,0 +1,106 @@
+//! Binding for attaching to (or starting) a managed serve.
+
+use std::path::PathBuf;
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use qvac_managed_core::consumer::{self, RunnerLaunch};
+use qvac_managed_core::managed_options;
+use qvac_managed_core::registry::Registry;
+
+use crate::errors::NativeError;
+use crate::held::{self, EnvId, HeldLock};
+use crate::js_value::decode;
+
+#[napi(object)]
+pub struct EnsureServeRequest {
+    /// The managed options as the TS layer's tagged JSON.
+    pub options: String,
+    /// The `qvac-managed` binary.
+    pub runner_path: String,
+    pub project_dir: Option<String>,
+    pub node_path: Option<String>,
+    pub grace_ms: Option<f64>,
+    /// Overrides `~/.qvac/managed-serves`.
+    pub registry_dir: Option<String>,
+}
+
+#[napi(object)]
+pub struct AttachedServe {
+    pub fleet_key: String,
+    #[napi(js_name = "baseURL")]
+    pub base_url: String,
+    pub port: u32,
+    pub serve_pid: i32,
+    pub runner_pid: i32,
+    pub api_key: String,
+    /// The consumer marker; `releaseLock(handle)` removes it.
+    pub handle: u32,
+    pub spawned: bool,
+}
+
+#[napi(object)]
+pub struct EnsureOutcome {
+    pub serve: Option<AttachedServe>,
+    pub error: Option<NativeError>,
+}
+
+fn failed(error: impl Into<NativeError>) -> EnsureOutcome {
+    EnsureOutcome {
+        serve: None,
+        error: Some(error.into()),
+    }
+}
+
+/// Validates the options (typed errors before anything is written), then attaches to the
+/// fleet's serve or starts it, off the JS thread.
+#[napi(ts_return_type = "Promise<EnsureOutcome>")]
+pub fn ensure_serve<'env>(
+    env: &'env Env,
+    request: EnsureServeRequest,
+) -> Result<PromiseRaw<'env, EnsureOutcome>> {
+    let owner = EnvId::of(env);
+    let checked = decode(&request.options)
+        .and_then(|value| managed_options::validate(&value).map_err(NativeError::from))
+        .and_then(|options| {
+            let registry = match &request.registry_dir {
+                Some(dir) => Registry::at(PathBuf::from(dir)),
+                None => Registry::default_location().map_err(NativeError::from)?,
+            };
+            Ok((options, registry))
+        });
+    let launch = RunnerLaunch {
+        runner_path: PathBuf::from(&request.runner_path),
+        project_dir: request.project_dir,
+        node_path: request.node_path,
+        grace_ms: request.grace_ms,
+    };
+    env.spawn_future(async move {
+        let (options, registry) = match checked {
+            Ok(checked) => checked,
+            Err(error) => return Ok(failed(error)),
+        };
+        let fleet_key = consumer::fleet_key_for(&options);
+        Ok(
+            match consumer::ensure_serve(&registry, &options, &fleet_key, &launch).await {
+                Ok(attached) => {
+                    let record = attached.record;
+                    EnsureOutcome {
+                        serve: Some(AttachedServe {
+                            fleet_key: attached.fleet_key,
+                            base_url: record.base_url,
+                            port: record.port.into(),
+                            serve_pid: record.serve_pid,
+                            runner_pid: record.runner_pid,
+                            api_key: record.api_key,
+                            handle: held::insert(owner, HeldLock::Consumer(attached.marker)),
+                            spawned: attached.spawned,
+                        }),
+                        error: None,
+                    }
+                }
+                Err(error) => failed(error),
+            },
+        )
+    })
+}

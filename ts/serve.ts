@@ -1,0 +1,112 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { encodeValue } from './encode.js';
+import { QvacError, fromNative } from './errors.js';
+import type { ManagedOptions } from './managed-options.js';
+import * as native from './native.js';
+
+/** Where the platform's `qvac-managed` binary is, or why not. */
+export function resolveRunnerPath(): string {
+  const override = process.env['QVAC_MANAGED_RUNNER'];
+  if (override) {
+    if (!existsSync(override)) {
+      throw new QvacError('RUNNER_NOT_FOUND', `QVAC_MANAGED_RUNNER points at ${override}, which does not exist.`);
+    }
+    return override;
+  }
+  const exe = process.platform === 'win32' ? 'qvac-managed.exe' : 'qvac-managed';
+  const dir = platformPackageDir();
+  const candidates: string[] = [];
+  try {
+    // The published layout: the optional per-platform package holds the binary.
+    candidates.push(createRequire(import.meta.url).resolve(`qvac-managed-${dir}/${exe}`));
+  } catch {
+    // not installed as a package: fall through to the repository layout
+  }
+  candidates.push(join(dirname(fileURLToPath(import.meta.url)), '..', 'npm', dir, exe));
+  const found = candidates.find((c) => existsSync(c));
+  if (found) return found;
+  throw new QvacError(
+    'RUNNER_NOT_FOUND',
+    `The qvac-managed runner for ${dir} is missing (looked in ${candidates.join(', ')}). ` +
+      'Reinstall the package (npm install), build it from a clone (npm run build), or set QVAC_MANAGED_RUNNER.'
+  );
+}
+
+function platformPackageDir(): string {
+  const abi = process.platform === 'linux' ? '-gnu' : process.platform === 'win32' ? '-msvc' : '';
+  return `${process.platform}-${process.arch}${abi}`;
+}
+
+/** Extra knobs for attaching, mostly for tests and tools. */
+export interface AttachOptions {
+  /** Registry directory instead of `~/.qvac/managed-serves`. */
+  registryDir?: string;
+  /** SIGTERM-to-SIGKILL grace the runner uses when stopping the serve (default 5000 ms). */
+  graceMs?: number;
+  /** Where to look for `node_modules/@qvac/cli` (default: the working directory). */
+  projectDir?: string;
+}
+
+/** This process's attachment to a managed serve. `release()` removes its consumer marker. */
+export class ManagedServe {
+  readonly fleetKey: string;
+  readonly baseURL: string;
+  readonly port: number;
+  readonly pid: number;
+  readonly runnerPid: number;
+  /** True when this call started the serve. */
+  readonly spawned: boolean;
+  readonly #handle: number;
+  readonly #apiKey: string;
+
+  constructor(attached: native.AttachedServe) {
+    this.fleetKey = attached.fleetKey;
+    this.baseURL = attached.baseURL;
+    this.port = attached.port;
+    this.pid = attached.servePid;
+    this.runnerPid = attached.runnerPid;
+    this.spawned = attached.spawned;
+    this.#handle = attached.handle;
+    this.#apiKey = attached.apiKey;
+  }
+
+  /** The serve's API key (not enumerable, not in JSON). */
+  get apiKey(): string {
+    return this.#apiKey;
+  }
+
+  get attached(): boolean {
+    return native.isLockHeld(this.#handle);
+  }
+
+  /** Detaches: removes the marker, so the runner's idle clock can start. Idempotent. */
+  release(): void {
+    native.releaseLock(this.#handle);
+  }
+}
+
+/**
+ * Attaches to the live serve for these options (shared across processes by fleet key), or
+ * starts one through a detached `qvac-managed` runner. Bad options reject before anything is
+ * spawned or written. Start failures reject with the serve's code (CLI_NOT_FOUND,
+ * SERVE_SPAWN_FAILED, SERVE_EXITED, SERVE_START_TIMEOUT, PORT_ALLOCATION_FAILED) and output.
+ */
+export async function ensureServe(options: ManagedOptions, attach: AttachOptions = {}): Promise<ManagedServe> {
+  const encoded = encodeValue(options);
+  const precheck = native.validateManagedOptions(encoded);
+  if (precheck.error) throw fromNative(precheck.error);
+  const outcome = await native.ensureServe({
+    options: encoded,
+    runnerPath: resolveRunnerPath(),
+    projectDir: attach.projectDir ?? process.cwd(),
+    nodePath: process.execPath,
+    graceMs: attach.graceMs,
+    registryDir: attach.registryDir
+  });
+  if (outcome.error || !outcome.serve) throw fromNative(outcome.error!);
+  return new ManagedServe(outcome.serve);
+}
