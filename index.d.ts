@@ -97,6 +97,8 @@ export interface EnsureServeRequest {
   graceMs?: number
   /** Overrides `~/.qvac/managed-serves`. */
   registryDir?: string
+  /** The runner's environment as `[name, value]` pairs (the caller's `process.env`). */
+  env?: Array<Array<string>>
 }
 
 export declare function fileLockAcquire(path: string, shared: boolean | undefined | null, wait: RetryOptions, cancel: NativeCancelToken): Promise<LockOutcome>

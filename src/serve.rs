@@ -23,6 +23,8 @@ pub struct EnsureServeRequest {
     pub grace_ms: Option<f64>,
     /// Overrides `~/.qvac/managed-serves`.
     pub registry_dir: Option<String>,
+    /// The runner's environment as `[name, value]` pairs (the caller's `process.env`).
+    pub env: Option<Vec<Vec<String>>>,
 }
 
 #[napi(object)]
@@ -74,6 +76,15 @@ pub fn ensure_serve<'env>(
         project_dir: request.project_dir,
         node_path: request.node_path,
         grace_ms: request.grace_ms,
+        env: request.env.map(|pairs| {
+            pairs
+                .into_iter()
+                .filter_map(|pair| match <[String; 2]>::try_from(pair) {
+                    Ok([k, v]) => Some((k, v)),
+                    Err(_) => None,
+                })
+                .collect()
+        }),
     };
     env.spawn_future(async move {
         let (options, registry) = match checked {

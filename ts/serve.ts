@@ -105,7 +105,10 @@ export async function ensureServe(options: ManagedOptions, attach: AttachOptions
     projectDir: attach.projectDir ?? process.cwd(),
     nodePath: process.execPath,
     graceMs: attach.graceMs,
-    registryDir: attach.registryDir
+    registryDir: attach.registryDir,
+    // The runner and serve get what this process sees as its environment (in Bun,
+    // process.env is not the C environment a native spawn would inherit).
+    env: Object.entries(process.env).flatMap(([k, v]) => (v === undefined ? [] : [[k, v]]))
   });
   if (outcome.error || !outcome.serve) throw fromNative(outcome.error!);
   return new ManagedServe(outcome.serve);

@@ -29,6 +29,9 @@ pub struct RunnerLaunch {
     pub node_path: Option<String>,
     /// Stop grace handed to the runner (default 5 s).
     pub grace_ms: Option<f64>,
+    /// The environment the runner (and so the serve) gets; `None` = this process's. JS runtimes
+    /// pass `process.env`, which in Bun is not the C environment.
+    pub env: Option<Vec<(String, String)>>,
 }
 
 /// A serve this process is attached to. Dropping it removes the marker.
@@ -110,6 +113,21 @@ pub async fn ensure_serve(
         }
     }
     let marker = registry.add_consumer(fleet_key)?;
+    let result = attach_or_spawn(registry, options, fleet_key, launch, marker).await;
+    if result.is_err() {
+        // Our marker is gone with the error; an empty consumers dir would be a leftover.
+        let _ = std::fs::remove_dir(registry.consumers_dir(fleet_key));
+    }
+    result
+}
+
+async fn attach_or_spawn(
+    registry: &Registry,
+    options: &ManagedOptions,
+    fleet_key: &str,
+    launch: &RunnerLaunch,
+    marker: ConsumerMarker,
+) -> Result<Attachment, EnsureError> {
     let waited_from = SystemTime::now();
     let deadline = Instant::now() + options.serve_start_timeout + Duration::from_secs(10);
     loop {
@@ -226,7 +244,7 @@ async fn spawn_and_wait(
         path: launch.runner_path.clone(),
         reason: format!("cannot write its parameters: {e}"),
     })?;
-    let runner = start_runner(&launch.runner_path, &params_path);
+    let runner = start_runner(&launch.runner_path, &params_path, launch.env.as_deref());
     let runner_pid = match runner {
         Ok(pid) => pid,
         Err(reason) => {
@@ -278,8 +296,16 @@ async fn spawn_and_wait(
 
 /// Runs `qvac-managed run <params>`, which forks the detached runner, prints its pid and exits
 /// at once (so no zombie is left with us).
-fn start_runner(runner: &std::path::Path, params: &std::path::Path) -> Result<i32, String> {
-    let output = Command::new(runner)
+fn start_runner(
+    runner: &std::path::Path,
+    params: &std::path::Path,
+    env: Option<&[(String, String)]>,
+) -> Result<i32, String> {
+    let mut command = Command::new(runner);
+    if let Some(env) = env {
+        command.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
+    }
+    let output = command
         .arg("run")
         .arg(params)
         .stdin(Stdio::null())

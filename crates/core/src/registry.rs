@@ -409,20 +409,28 @@ impl Registry {
     pub fn add_consumer(&self, key: &str) -> Result<ConsumerMarker, RegistryError> {
         self.ensure_dir()?;
         let dir = self.consumers_dir(key);
-        match fs::DirBuilder::new().mode(0o700).create(&dir) {
-            Ok(()) => fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
-                .map_err(io_err("set permissions of", &dir))?,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(io_err("create", &dir)(e)),
-        }
         let me = ProcessIdentity::current();
         let path = dir.join(format!("{}.{:08x}", me.pid, fastrand::u32(..)));
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io_err("create consumer marker", &path))?;
+        // A failed start removes an empty consumers dir; if that races with us, make it again.
+        let mut attempts = 0;
+        let mut file = loop {
+            match fs::DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
+                    .map_err(io_err("set permissions of", &dir))?,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io_err("create", &dir)(e)),
+            }
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+            {
+                Ok(file) => break file,
+                Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 3 => attempts += 1,
+                Err(e) => return Err(io_err("create consumer marker", &path)(e)),
+            }
+        };
         file.write_all(me.to_record().as_bytes())
             .map_err(io_err("write consumer marker", &path))?;
         Ok(ConsumerMarker {

@@ -399,7 +399,14 @@ async fn read_output(
 async fn wait_ready(readiness: Readiness, mut line_seen: watch::Receiver<bool>) -> bool {
     match readiness {
         Readiness::Spawned => true,
-        Readiness::OutputLine(_) => line_seen.wait_for(|seen| *seen).await.is_ok(),
+        Readiness::OutputLine(_) => {
+            if line_seen.wait_for(|seen| *seen).await.is_ok() {
+                true
+            } else {
+                // Output ended without the line: the child is exiting; the exit decides.
+                std::future::pending().await
+            }
+        }
         Readiness::Http { url, bearer } => loop {
             // A short, steady interval: the port opens when the serve is ready, and every
             // millisecond here is start-up overhead the user waits for.

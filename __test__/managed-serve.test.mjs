@@ -1,0 +1,236 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+
+import { ensureServe, ManagedRegistry, resolveRunnerPath } from '../dist/index.js';
+import { event, fixtures, spawnFixture, tempDir, waitFor } from './helpers.mjs';
+
+const fakeServe = join(fixtures, 'fake-serve.mjs');
+const alive = (pid) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return err.code === 'EPERM';
+  }
+};
+const tempConfigDirs = () => new Set(readdirSync(tmpdir()).filter((f) => f.startsWith('qvac-managed-') && !f.startsWith('qvac-managed-test-')));
+
+/** A fresh registry and options for the fake serve; FAKE_* knobs go through `env`. */
+function setup(t, { idle = 200, env = {}, ...extra } = {}) {
+  const registryDir = join(tempDir(t), 'managed-serves');
+  const events = join(tempDir(t), 'events.jsonl');
+  const saved = { ...process.env };
+  Object.assign(process.env, { FAKE_SERVE_EVENTS: events, ...env });
+  t.after(() => {
+    for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+    Object.assign(process.env, saved);
+  });
+  const options = { mode: 'managed', models: ['qwen3.5-9b'], serveBinPath: fakeServe, serveIdleTimeout: idle, ...extra };
+  const readEvents = () => (existsSync(events) ? readFileSync(events, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) : []);
+  return { registryDir, options, readEvents, registry: new ManagedRegistry(registryDir), attach: () => ensureServe(options, { registryDir, graceMs: 300 }) };
+}
+
+/** After a serve is gone: nothing of it is left (record, markers, lock, params, temp config). */
+async function assertNothingLeft(registryDir, fleetKey, tempBefore) {
+  await waitFor(() => !existsSync(join(registryDir, `${fleetKey}.json`)), 10_000, 'record removed');
+  await waitFor(() => !existsSync(join(registryDir, `${fleetKey}.lock`)), 10_000, 'lock removed');
+  const left = readdirSync(registryDir).filter((f) => !f.endsWith('.log') && !f.endsWith('.error'));
+  assert.deepEqual(left, [], `registry leftovers: ${left.join(', ')}`);
+  const newTemp = [...tempConfigDirs()].filter((d) => !tempBefore.has(d));
+  assert.deepEqual(newTemp, [], 'temp config dirs removed');
+}
+
+describe('managed serve lifecycle (runner + fake serve)', () => {
+  test('cold start, warm attach to the same serve, key via file not argv, reap after the last release', async (t) => {
+    const { registryDir, attach, readEvents, registry } = setup(t);
+    const tempBefore = tempConfigDirs();
+    const first = await attach();
+    assert.equal(first.spawned, true);
+    assert.match(first.baseURL, /^http:\/\/127\.0\.0\.1:\d+\/v1$/);
+    const second = await attach();
+    assert.equal(second.spawned, false);
+    assert.equal(second.pid, first.pid);
+    assert.equal(Object.keys(first).includes('apiKey'), false);
+    assert.equal(JSON.stringify(first).includes(first.apiKey), false);
+    const res = await fetch(`${first.baseURL}/models`, { headers: { authorization: `Bearer ${first.apiKey}` } });
+    assert.equal(res.status, 200);
+    const [started] = readEvents().filter((e) => e.event === 'started');
+    assert.equal(started.apiKeyOnArgv, false, 'the API key is never on argv');
+    assert.ok(started.argv.includes('--api-key-file'));
+    assert.deepEqual(started.argv.slice(0, 3), ['serve', '--openai', '--no-default']);
+    assert.equal(registry.listServes()[0].consumers, 2);
+    first.release();
+    await new Promise((r) => setTimeout(r, 400));
+    assert.ok(alive(second.pid), 'one consumer left: not reaped');
+    second.release();
+    await waitFor(() => !alive(second.pid), 10_000, 'serve reaped');
+    await assertNothingLeft(registryDir, first.fleetKey, tempBefore);
+  });
+
+  test('200 concurrent consumers in 5 processes and this one: exactly one spawn', async (t) => {
+    const { registryDir, options, readEvents } = setup(t, { idle: 300 });
+    const go = join(tempDir(t), 'go');
+    const env = { ...process.env, CONSUMER_OPTIONS: JSON.stringify(options) };
+    const children = Array.from({ length: 5 }, () => spawnFixture(t, 'consumer.mjs', [registryDir, '30', go], { env }));
+    await Promise.all(children.map((c) => c.next(event('ready'), 30_000)));
+    writeFileSync(go, '');
+    const local = Promise.all(Array.from({ length: 50 }, () => ensureServe(options, { registryDir, graceMs: 300 })));
+    const outcomes = await Promise.all(children.map((c) => c.next(event('attached'), 60_000)));
+    const mine = await local;
+    for (const o of outcomes) assert.deepEqual(o.errors, []);
+    const pids = new Set([...outcomes.flatMap((o) => o.servePids), ...mine.map((s) => s.pid)]);
+    assert.equal(pids.size, 1, `one serve for all: ${[...pids]}`);
+    assert.equal(outcomes.flatMap((o) => o.servePids).length + mine.length, 200);
+    assert.equal(readEvents().filter((e) => e.event === 'started').length, 1, 'the serve binary ran once');
+    assert.equal(outcomes.reduce((n, o) => n + o.spawned, 0) + mine.filter((s) => s.spawned).length, 1);
+    for (const s of mine) s.release();
+    await Promise.all(children.map((c) => c.finish()));
+    await waitFor(() => !alive([...pids][0]), 10_000, 'reaped');
+  });
+
+  test('a consumer killed with SIGKILL is noticed (pidfd) and the serve is reaped', async (t) => {
+    const { registryDir, options } = setup(t);
+    const consumer = spawnFixture(t, 'consumer.mjs', [registryDir, '1'], { env: { ...process.env, CONSUMER_OPTIONS: JSON.stringify(options) } });
+    const { servePids } = await consumer.next(event('attached'), 30_000);
+    assert.ok(alive(servePids[0]));
+    consumer.child.kill('SIGKILL');
+    await consumer.exited;
+    await waitFor(() => !alive(servePids[0]), 10_000, 'serve reaped after consumer SIGKILL');
+  });
+
+  test('a SIGTERM-ignoring serve with a grandchild: the whole group is gone after teardown', async (t) => {
+    const { registryDir, attach, readEvents } = setup(t, { idle: 100, env: { FAKE_SERVE_IGNORE_SIGTERM: '1', FAKE_SERVE_GRANDCHILD: '1' } });
+    const tempBefore = tempConfigDirs();
+    const serve = await attach();
+    const { grandchildPid } = readEvents().find((e) => e.event === 'grandchild');
+    assert.ok(alive(grandchildPid));
+    serve.release();
+    await waitFor(() => !alive(serve.pid) && !alive(grandchildPid), 10_000, 'serve and grandchild gone');
+    await assertNothingLeft(registryDir, serve.fleetKey, tempBefore);
+  });
+
+  test('a serve that exits at start: SERVE_EXITED with its output, nothing left', async (t) => {
+    const { registryDir, attach } = setup(t, { env: { FAKE_SERVE_EXIT_AT_START: '3' } });
+    const tempBefore = tempConfigDirs();
+    const err = await attach().catch((e) => e);
+    assert.equal(err.code, 'SERVE_EXITED', err.message);
+    assert.equal(err.name, 'ServeExitedError');
+    assert.match(err.message, /code=3/);
+    assert.match(err.outputTail, /fatal: model blob not found/);
+    const key = readdirSync(registryDir).find((f) => f.endsWith('.error')).replace('.error', '');
+    await assertNothingLeft(registryDir, key, tempBefore);
+  });
+
+  test('a serve that never gets ready: SERVE_START_TIMEOUT, killed, nothing left', async (t) => {
+    const { registryDir, attach, readEvents } = setup(t, { serveStartTimeout: 300, env: { FAKE_SERVE_START_DELAY_MS: '30000' } });
+    const tempBefore = tempConfigDirs();
+    const err = await attach().catch((e) => e);
+    assert.equal(err.code, 'SERVE_START_TIMEOUT', err.message);
+    assert.match(err.message, /within 300ms/);
+    const { pid } = readEvents().find((e) => e.event === 'started');
+    await waitFor(() => !alive(pid), 5_000, 'timed-out serve killed');
+    const key = readdirSync(registryDir).find((f) => f.endsWith('.error')).replace('.error', '');
+    await assertNothingLeft(registryDir, key, tempBefore);
+  });
+
+  test('a serve that hangs without answering is a start timeout too', async (t) => {
+    const { attach, readEvents } = setup(t, { serveStartTimeout: 400, env: { FAKE_SERVE_HANG: '1' } });
+    const err = await attach().catch((e) => e);
+    assert.equal(err.code, 'SERVE_START_TIMEOUT');
+    const { pid } = readEvents().find((e) => e.event === 'started');
+    await waitFor(() => !alive(pid), 5_000, 'hung serve killed');
+  });
+
+  test('a missing serve binary is CLI_NOT_FOUND with the install hint', async (t) => {
+    const { registryDir } = setup(t);
+    const err = await ensureServe({ models: ['qwen3.5-9b'], serveBinPath: '/nonexistent/qvac' }, { registryDir }).catch((e) => e);
+    assert.equal(err.code, 'CLI_NOT_FOUND');
+    assert.match(err.message, /npm i @qvac\/cli/);
+  });
+
+  test('bad options are refused before the registry is touched', async (t) => {
+    const { registryDir } = setup(t);
+    const err = await ensureServe({ models: ['qwen3.5-9b'], servePort: 0 }, { registryDir }).catch((e) => e);
+    assert.equal(err.code, 'INVALID_OPTION');
+    assert.equal(existsSync(registryDir), false);
+  });
+
+  test('after a crash the runner cleans up and the next attach respawns', async (t) => {
+    const { attach, registryDir } = setup(t, { env: { FAKE_SERVE_CRASH_AFTER_MS: '300' } });
+    const first = await attach();
+    await waitFor(() => !alive(first.pid), 10_000, 'crashed');
+    await waitFor(() => !alive(first.runnerPid), 10_000, 'runner exited');
+    assert.equal(existsSync(join(registryDir, `${first.fleetKey}.json`)), false, 'record removed');
+    assert.ok(existsSync(join(registryDir, `${first.fleetKey}.consumers`, '')), 'live marker kept for the respawn');
+    const second = await attach();
+    assert.notEqual(second.pid, first.pid);
+    assert.equal(second.spawned, true);
+    first.release();
+    second.release();
+  });
+
+  test('runner SIGKILL: its serve dies with it, and gc clears the leftovers', async (t) => {
+    const { attach, registryDir, registry } = setup(t, { idle: 60_000 });
+    const serve = await attach();
+    process.kill(serve.runnerPid, 'SIGKILL');
+    await waitFor(() => !alive(serve.pid), 5_000, 'serve died with its runner');
+    assert.equal(registry.readRecord(serve.fleetKey).state, 'untrusted');
+    serve.release();
+    const run = spawnSync(resolveRunnerPath(), ['gc', '--registry', registryDir], { encoding: 'utf8' });
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stdout, new RegExp(`removed .*${serve.fleetKey}\\.json`));
+    assert.equal(registry.readRecord(serve.fleetKey).state, 'missing');
+  });
+});
+
+describe('qvac-managed CLI on a live fleet', () => {
+  const cli = (args) => spawnSync(resolveRunnerPath(), args, { encoding: 'utf8' });
+
+  test('ps, ps --json, logs, doctor, stop, gc --dry-run', async (t) => {
+    const { attach, registryDir } = setup(t, { idle: 60_000 });
+    const serve = await attach();
+    const ps = cli(['ps', '--registry', registryDir]);
+    assert.equal(ps.status, 0, ps.stderr);
+    assert.match(ps.stdout, /FLEET\s+SERVE\s+RUNNER\s+PORT\s+CONSUMERS/);
+    assert.match(ps.stdout, new RegExp(`${serve.fleetKey}\\s+${serve.pid}\\s+${serve.runnerPid}\\s+${serve.port}\\s+1\\s`));
+    const json = JSON.parse(cli(['ps', '--json', '--registry', registryDir]).stdout);
+    assert.equal(json[0].fleetKey, serve.fleetKey);
+    assert.deepEqual(json[0].models, ['qwen3.5-9b']);
+    assert.equal(json[0].consumers, 1);
+
+    const logs = cli(['logs', serve.fleetKey.slice(0, 6), '--registry', registryDir]);
+    assert.equal(logs.status, 0, logs.stderr);
+    assert.match(logs.stdout, /serve is healthy; record published/);
+
+    const doctor = cli(['doctor', '--registry', registryDir, '--serve-bin-path', fakeServe]);
+    assert.equal(doctor.status, 0, doctor.stdout);
+    assert.match(doctor.stdout, /ok\s+serve binary: .*qvac 0\.0\.0-fake/);
+    assert.match(doctor.stdout, /ok\s+pidfd: available/);
+
+    const dry = cli(['gc', '--dry-run', '--registry', registryDir]);
+    assert.match(dry.stdout, /nothing to remove/);
+
+    const stop = cli(['stop', serve.fleetKey, '--registry', registryDir]);
+    assert.equal(stop.status, 0, stop.stdout + stop.stderr);
+    assert.match(stop.stdout, /stopped in \d+ ms/);
+    assert.equal(alive(serve.pid), false);
+    assert.equal(alive(serve.runnerPid), false);
+    assert.match(cli(['ps', '--registry', registryDir]).stdout, /no managed serves running/);
+    serve.release();
+  });
+
+  test('doctor exits 1 with the fix when the registry is unsafe; stop of an unknown fleet fails', (t) => {
+    const { registryDir } = setup(t);
+    const fs = spawnSync('mkdir', ['-m', '755', '-p', registryDir]);
+    assert.equal(fs.status, 0);
+    const doctor = cli(['doctor', '--registry', registryDir, '--serve-bin-path', fakeServe]);
+    assert.equal(doctor.status, 1);
+    assert.match(doctor.stdout, /FAIL registry: .*chmod 700/);
+    const stop = cli(['stop', 'ffff', '--registry', registryDir]);
+    assert.notEqual(stop.status, 0);
+  });
+});
