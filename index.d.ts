@@ -25,6 +25,21 @@ export declare class NativeCancelToken {
   cancel(): void
 }
 
+export declare class NativeSupervised {
+  /** Spawns; throws if the command cannot be started (call `checkSupervisedOptions` first). */
+  static spawn(options: SupervisedOptions): NativeSupervised
+  get pid(): number
+  ready(): Promise<ReadyOutcome>
+  exited(): Promise<NativeExitReport>
+  /**
+   * SIGTERM to the group, SIGKILL after `graceMs` (default: the spawn option), resolves when
+   * the whole group is gone. Idempotent.
+   */
+  stop(graceMs?: number | undefined | null): Promise<NativeExitReport>
+  outputTail(): string
+  get handle(): number
+}
+
 export interface AttachedServe {
   fleetKey: string
   baseURL: string
@@ -54,6 +69,9 @@ export interface CheckedManagedOptions {
 
 /** `null` if the options are valid, else the INVALID_OPTION error to throw. */
 export declare function checkRetryOptions(options: RetryOptions): NativeError | null
+
+/** `null` if the options are valid, else the INVALID_OPTION error to throw. */
+export declare function checkSupervisedOptions(options: SupervisedOptions): NativeError | null
 
 export interface ConfigOutcome {
   configJson?: string
@@ -112,6 +130,9 @@ export interface InspectOutcome {
 
 export declare function isLockHeld(handle: number): boolean
 
+/** Kills every supervised child's group (the process 'exit' path). */
+export declare function killAllSupervised(): void
+
 export interface ListOutcome {
   serves?: Array<ServeEntry>
   error?: NativeError
@@ -149,6 +170,15 @@ export interface NativeError {
   outputTail?: string
 }
 
+export interface NativeExitReport {
+  /** 'stopped' | 'crashed' | 'failed-to-start' | 'start-timeout' */
+  kind: string
+  code?: number
+  /** Signal name, e.g. 'SIGKILL'. */
+  signal?: string
+  outputTail: string
+}
+
 export interface NativeStartFailure {
   code: string
   message: string
@@ -165,6 +195,12 @@ export declare function pidLockAcquire(path: string, wait: RetryOptions, cancel:
 export declare function pidLockInspect(path: string): InspectOutcome
 
 export declare function pidLockTryAcquire(path: string): LockOutcome
+
+export interface ReadyOutcome {
+  ready: boolean
+  /** When not ready: how the child ended. */
+  exit?: NativeExitReport
+}
 
 export interface RecordOutcome {
   /** 'missing' | 'corrupt' | 'untrusted' | 'trusted' */
@@ -227,6 +263,23 @@ export interface ServeEntry {
 export interface StartFailureOutcome {
   failure?: NativeStartFailure
   error?: NativeError
+}
+
+export interface SupervisedOptions {
+  command: string
+  args?: Array<string>
+  /** `[name, value]` pairs added to the inherited environment. */
+  env?: Array<Array<string>>
+  cwd?: string
+  /** Ready when `GET readyUrl` answers 2xx. */
+  readyUrl?: string
+  readyBearer?: string
+  /** Ready when a line of output contains this text. */
+  readyLine?: string
+  startTimeoutMs?: number
+  graceMs?: number
+  outputTailBytes?: number
+  dieWithParent?: boolean
 }
 
 export interface SweepOutcome {

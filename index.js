@@ -773,14 +773,17 @@ if (
   }
 }
 
-const { NativeBackoff, NativeCancelToken, checkRetryOptions, ensureServe, fileLockAcquire, fileLockTryAcquire, isLockHeld, pidLockAcquire, pidLockInspect, pidLockTryAcquire, registryAddConsumer, registryDefaultDir, registryListServes, registryLiveConsumers, registryReadRecord, registryReadStartFailure, registrySweep, registryTrySpawnLock, registryWriteRecord, registryWriteStartFailure, releaseAllLocks, releaseLock, synthesizeServeConfig, validateManagedOptions } = nativeBinding
+const { NativeBackoff, NativeCancelToken, NativeSupervised, checkRetryOptions, checkSupervisedOptions, ensureServe, fileLockAcquire, fileLockTryAcquire, isLockHeld, killAllSupervised, pidLockAcquire, pidLockInspect, pidLockTryAcquire, registryAddConsumer, registryDefaultDir, registryListServes, registryLiveConsumers, registryReadRecord, registryReadStartFailure, registrySweep, registryTrySpawnLock, registryWriteRecord, registryWriteStartFailure, releaseAllLocks, releaseLock, synthesizeServeConfig, validateManagedOptions } = nativeBinding
 export { NativeBackoff }
 export { NativeCancelToken }
+export { NativeSupervised }
 export { checkRetryOptions }
+export { checkSupervisedOptions }
 export { ensureServe }
 export { fileLockAcquire }
 export { fileLockTryAcquire }
 export { isLockHeld }
+export { killAllSupervised }
 export { pidLockAcquire }
 export { pidLockInspect }
 export { pidLockTryAcquire }

@@ -1,7 +1,7 @@
 // Shared by the node:test files (runs under Node and Bun). Every process a test signals is one
 // it spawned itself, by pid.
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -125,4 +125,22 @@ export function prng(seed) {
 /** Spawns a fixture that uses the upstream package, under Node 22, with HOME at `home`. */
 export function spawnUpstream(t, args, home) {
   return spawnFixture(t, 'upstream-registry.mjs', args, { runtime: node22, env: { ...process.env, HOME: home } });
+}
+
+/**
+ * True while `pid` runs: it exists and is not a zombie. (An orphan's zombie waits on an init
+ * that may be slow to reap it; it runs nothing.)
+ */
+export function running(pid) {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    if (err.code !== 'EPERM') return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
+  } catch {
+    return false;
+  }
 }

@@ -6,17 +6,10 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 
 import { ensureServe, ManagedRegistry, resolveRunnerPath } from '../dist/index.js';
-import { event, fixtures, spawnFixture, tempDir, waitFor } from './helpers.mjs';
+import { event, fixtures, spawnFixture, tempDir, waitFor, running } from './helpers.mjs';
 
 const fakeServe = join(fixtures, 'fake-serve.mjs');
-const alive = (pid) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return err.code === 'EPERM';
-  }
-};
+const alive = running;
 const tempConfigDirs = () => new Set(readdirSync(tmpdir()).filter((f) => f.startsWith('qvac-managed-') && !f.startsWith('qvac-managed-test-')));
 
 /** A fresh registry and options for the fake serve; FAKE_* knobs go through `env`. */
@@ -157,6 +150,28 @@ describe('managed serve lifecycle (runner + fake serve)', () => {
     const err = await ensureServe({ models: ['qwen3.5-9b'], servePort: 0 }, { registryDir }).catch((e) => e);
     assert.equal(err.code, 'INVALID_OPTION');
     assert.equal(existsSync(registryDir), false);
+  });
+
+  test('a pinned port that another program holds: PORT_ALLOCATION_FAILED naming it', async (t) => {
+    const { registryDir, options } = setup(t);
+    const holder = spawnFixture(t, 'port-holder.mjs', []);
+    const { port } = await holder.next(event('listening'));
+    const err = await ensureServe({ ...options, servePort: port }, { registryDir }).catch((e) => e);
+    assert.equal(err.code, 'PORT_ALLOCATION_FAILED', err.message);
+    assert.match(err.message, new RegExp(`port ${port} is in use by pid ${holder.pid}`));
+  });
+
+  test('reuse: false gives each provider a private serve, reaped as soon as it is released', async (t) => {
+    const { registryDir, options } = setup(t, { idle: 60_000 });
+    const a = await ensureServe({ ...options, reuse: false }, { registryDir, graceMs: 300 });
+    const b = await ensureServe({ ...options, reuse: false }, { registryDir, graceMs: 300 });
+    assert.notEqual(a.pid, b.pid);
+    assert.match(a.fleetKey, /^[0-9a-f]{16}-priv-\d+-[0-9a-f]{8}$/);
+    a.release();
+    await waitFor(() => !alive(a.pid), 5_000, 'private serve reaped at once (idle 0)');
+    assert.ok(alive(b.pid));
+    b.release();
+    await waitFor(() => !alive(b.pid), 5_000);
   });
 
   test('after a crash the runner cleans up and the next attach respawns', async (t) => {

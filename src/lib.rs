@@ -13,15 +13,18 @@ mod managed;
 mod registry;
 mod retry;
 mod serve;
+mod supervisor;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-/// Registers the per-environment cleanup that releases every lock this environment still
-/// holds when it is torn down (normal exit, worker thread end).
+/// Registers the per-environment cleanup that releases every lock and marker this environment
+/// still holds, and kills the groups of its supervised children, when it is torn down (normal
+/// exit, worker thread end).
 #[napi(module_exports)]
 pub fn init(_exports: Object, env: Env) -> Result<()> {
     let env_id = held::EnvId::of(&env);
     env.add_env_cleanup_hook(env_id, held::release_env)?;
+    env.add_env_cleanup_hook(env_id, supervisor::kill_env_children)?;
     Ok(())
 }

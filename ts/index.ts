@@ -34,3 +34,5 @@ export {
 } from './errors.js';
 export { ensureServe, ManagedServe, resolveRunnerPath } from './serve.js';
 export type { AttachOptions } from './serve.js';
+export { spawnSupervised, SupervisedStartError } from './supervisor.js';
+export type { SpawnSupervisedOptions, SupervisedExit, SupervisedProcess } from './supervisor.js';

@@ -1,4 +1,5 @@
 import { withSignal } from './cancel.js';
+import './exit.js';
 import { InvalidOptionError, abortError, fromNative } from './errors.js';
 import * as native from './native.js';
 import type { LockOutcome } from './native.js';
@@ -30,10 +31,6 @@ export interface PidLockInspection {
   /** True when the lock may be taken: holder provably dead, or damaged file past 30 s. */
   stale: boolean;
 }
-
-// A lock still held at exit is released here (sync), and by the native environment cleanup
-// hook, whichever runs first; both are idempotent.
-process.once('exit', () => native.releaseAllLocks());
 
 function checkPath(path: unknown): string {
   if (typeof path !== 'string' || path.length === 0) {

@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { encodeValue } from './encode.js';
+import './exit.js';
 import { QvacError, fromNative } from './errors.js';
 import type { ManagedOptions } from './managed-options.js';
 import * as native from './native.js';

@@ -83,6 +83,10 @@ impl ProcessIdentity {
         if self.pid == 1 {
             return Liveness::Alive;
         }
+        // Exited, not yet reaped (an orphan's zombie waits on init): it runs nothing.
+        if platform::process_is_zombie(self.pid) {
+            return Liveness::Dead;
+        }
         if let (Some(recorded), Some(now)) = (&self.boot_id, platform::boot_id()) {
             if *recorded != now {
                 return Liveness::Reused;
@@ -182,6 +186,20 @@ mod tests {
         let mut init = ProcessIdentity::pid_only(1);
         init.start_time = Some(u64::MAX);
         assert_eq!(Liveness::Alive, init.liveness());
+    }
+
+    #[test]
+    fn a_zombie_is_dead() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        std::thread::sleep(std::time::Duration::from_millis(100)); // exited, not reaped
+        assert_eq!(
+            Some(true),
+            pid_exists(pid),
+            "kill(pid, 0) still succeeds on a zombie"
+        );
+        assert_eq!(Liveness::Dead, ProcessIdentity::pid_only(pid).liveness());
+        child.wait().unwrap();
     }
 
     #[test]

@@ -202,9 +202,10 @@ pub fn allocate_port(host: &str, pinned: Option<u16>) -> Result<u16, StartError>
         StartError::PortAllocationFailed {
             host: host.to_owned(),
             reason: match (pinned, e.kind()) {
-                (Some(port), io::ErrorKind::AddrInUse) => {
-                    format!("port {port} is in use by another program; choose another `servePort` or stop that program")
-                }
+                (Some(port), io::ErrorKind::AddrInUse) => match crate::platform::tcp_listener_pid(port) {
+                    Some(pid) => format!("port {port} is in use by pid {pid}; choose another `servePort` or stop that process"),
+                    None => format!("port {port} is in use by another program; choose another `servePort` or stop that program"),
+                },
                 _ => e.to_string(),
             },
         }

@@ -98,6 +98,15 @@ pub struct ExitReport {
     pub output_tail: String,
 }
 
+impl ExitReport {
+    /// The terminating signal's name (`SIGKILL`), as Node reports `signalCode`.
+    pub fn signal_name(&self) -> Option<&'static str> {
+        self.signal
+            .and_then(|s| Signal::try_from(s).ok())
+            .map(Signal::as_str)
+    }
+}
+
 /// Why readiness was not reached.
 #[derive(Clone, Debug, PartialEq)]
 pub enum NotReady {
@@ -365,14 +374,19 @@ impl Supervised {
     pub fn output_tail(&self) -> String {
         self.shared.tail()
     }
-}
 
-impl Drop for Supervised {
-    fn drop(&mut self) {
+    /// SIGKILLs the group now without waiting (exit paths, where nothing can be awaited).
+    pub fn kill_now(&self) {
         if self.exit.borrow().is_none() {
             self.shared.stop_requested.store(true, Ordering::SeqCst);
             self.shared.signal_group(Signal::SIGKILL);
         }
+    }
+}
+
+impl Drop for Supervised {
+    fn drop(&mut self) {
+        self.kill_now();
     }
 }
 

@@ -44,8 +44,52 @@ pub fn process_group_alive(pgid: i32) -> bool {
     })
 }
 
+/// The pid of a process listening on TCP `port` (any address), found through the socket inode
+/// in `/proc/net/tcp{,6}` and the owners' `/proc/<pid>/fd` links; `None` if not visible to us.
+pub fn tcp_listener_pid(port: u16) -> Option<i32> {
+    let wanted = format!(":{port:04X}");
+    let inode = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .find_map(|table| {
+            let text = std::fs::read_to_string(table).ok()?;
+            text.lines().skip(1).find_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                // local_address, ..., st (0A = LISTEN), ..., inode (field 9)
+                (fields.len() > 9 && fields[1].ends_with(&wanted) && fields[3] == "0A")
+                    .then(|| fields[9].to_owned())
+            })
+        })?;
+    let target = format!("socket:[{inode}]");
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+            let fds = std::fs::read_dir(entry.path().join("fd")).ok()?;
+            fds.flatten()
+                .any(|fd| {
+                    std::fs::read_link(fd.path()).is_ok_and(|l| l.to_string_lossy() == target)
+                })
+                .then_some(pid)
+        })
+}
+
 fn fallback_group_alive(pgid: i32) -> bool {
     nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), None).is_ok()
+}
+
+/// True when `pid` is a zombie: exited, waiting to be reaped. It runs nothing and never will.
+pub fn process_is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let after = &stat[stat.rfind(')')? + 1..];
+            after
+                .split_whitespace()
+                .next()
+                .map(|state| state == "Z" || state == "X")
+        })
+        .unwrap_or(false)
 }
 
 /// This boot's id; it changes on every reboot, so a start time from another boot never matches.
@@ -122,6 +166,15 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(50));
         assert!(!process_group_alive(pgid));
         child.wait().unwrap();
+    }
+
+    #[test]
+    fn finds_the_listener_of_a_port() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert_eq!(Some(std::process::id() as i32), tcp_listener_pid(port));
+        drop(listener);
+        assert_eq!(None, tcp_listener_pid(port));
     }
 
     #[test]

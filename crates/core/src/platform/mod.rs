@@ -7,7 +7,10 @@
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]
-pub use linux::{boot_id, flock_holder_pid, process_group_alive, process_start_time};
+pub use linux::{
+    boot_id, flock_holder_pid, process_group_alive, process_is_zombie, process_start_time,
+    tcp_listener_pid,
+};
 
 #[cfg(not(target_os = "linux"))]
 mod fallback {
@@ -25,10 +28,21 @@ mod fallback {
         None
     }
 
+    pub fn process_is_zombie(_pid: i32) -> bool {
+        false
+    }
+
+    pub fn tcp_listener_pid(_port: u16) -> Option<i32> {
+        None
+    }
+
     /// Counts zombies too (no portable way to tell them apart).
     pub fn process_group_alive(pgid: i32) -> bool {
         nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), None).is_ok()
     }
 }
 #[cfg(not(target_os = "linux"))]
-pub use fallback::{boot_id, flock_holder_pid, process_group_alive, process_start_time};
+pub use fallback::{
+    boot_id, flock_holder_pid, process_group_alive, process_is_zombie, process_start_time,
+    tcp_listener_pid,
+};

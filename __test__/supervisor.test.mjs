@@ -1,0 +1,95 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { describe, test } from 'node:test';
+
+import { spawnSupervised, SupervisedStartError } from '../dist/index.js';
+import { event, spawnFixture, waitFor, running } from './helpers.mjs';
+
+const alive = running;
+const sh = (script, extra = {}) => spawnSupervised({ command: '/bin/sh', args: ['-c', script], graceMs: 300, ...extra });
+const freePort = () =>
+  new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+
+describe('spawnSupervised', () => {
+  test('output-line readiness, then stop: kind stopped, SIGTERM, output kept', async () => {
+    const child = sh('echo booting; echo READY; exec sleep 30', { readiness: { outputLine: 'READY' } });
+    await child.ready;
+    const exit = await child.stop();
+    assert.deepEqual({ kind: exit.kind, signal: exit.signal }, { kind: 'stopped', signal: 'SIGTERM' });
+    assert.match(exit.outputTail, /booting\nREADY\n/);
+    assert.deepEqual(await child.exited, exit);
+    assert.deepEqual(await child.stop(), exit, 'idempotent');
+  });
+
+  test('HTTP readiness against a real listener', async () => {
+    const port = await freePort();
+    const child = spawnSupervised({
+      command: process.execPath,
+      args: ['-e', `setTimeout(() => require('node:http').createServer((q, r) => r.end('ok')).listen(${port}, '127.0.0.1'), 200)`],
+      readiness: { http: `http://127.0.0.1:${port}/health` },
+      startTimeoutMs: 20_000,
+      graceMs: 1000
+    });
+    await child.ready;
+    assert.equal((await child.stop()).kind, 'stopped');
+  });
+
+  test('exit before ready: failed-to-start with code and output; after ready: crashed', async () => {
+    const failing = sh("echo 'fatal: bad flag' >&2; exit 2", { readiness: { outputLine: 'READY' } });
+    const err = await failing.ready.catch((e) => e);
+    assert.ok(err instanceof SupervisedStartError);
+    assert.equal(err.code, 'EXITED_BEFORE_READY');
+    assert.equal(err.exit.kind, 'failed-to-start');
+    assert.equal(err.exit.code, 2);
+    assert.match(err.message, /fatal: bad flag/);
+    const crashing = sh('sleep 0.05; exit 9');
+    await crashing.ready;
+    const exit = await crashing.exited;
+    assert.deepEqual([exit.kind, exit.code], ['crashed', 9]);
+  });
+
+  test('start timeout: reported and the child killed', async () => {
+    const child = sh('exec sleep 30', { readiness: { outputLine: 'never' }, startTimeoutMs: 150 });
+    const err = await child.ready.catch((e) => e);
+    assert.equal(err.code, 'START_TIMEOUT');
+    assert.equal((await child.exited).kind, 'start-timeout');
+    assert.equal(alive(child.pid), false);
+  });
+
+  test('stop takes down a SIGTERM-ignoring group with a grandchild', async () => {
+    const child = sh("trap '' TERM; sh -c \"trap '' TERM; echo grandchild \\$\\$; exec sleep 30\" & wait", { readiness: { outputLine: 'grandchild' } });
+    await child.ready;
+    const grandchild = Number(child.outputTail().match(/grandchild (\d+)/)[1]);
+    assert.ok(alive(grandchild));
+    const exit = await child.stop({ graceMs: 200 });
+    assert.equal(exit.signal, 'SIGKILL');
+    assert.equal(alive(grandchild), false, 'grandchild gone when stop resolves');
+  });
+
+  test('a child is killed when the process that spawned it exits', async (t) => {
+    const parent = spawnFixture(t, 'supervise-sleeper.mjs', ['exit']);
+    const { childPid } = await parent.next(event('spawned'));
+    await parent.exited;
+    await waitFor(() => !alive(childPid), 5_000, 'child killed at parent exit');
+  });
+
+  test('dieWithParent: the child dies when its parent is SIGKILLed', async (t) => {
+    const parent = spawnFixture(t, 'supervise-sleeper.mjs', ['hold']);
+    const { childPid } = await parent.next(event('spawned'));
+    parent.child.kill('SIGKILL');
+    await parent.exited;
+    await waitFor(() => !alive(childPid), 5_000, 'child killed by PR_SET_PDEATHSIG');
+  });
+
+  test('bad options and unspawnable commands get typed errors', () => {
+    assert.throws(() => spawnSupervised({ command: '/bin/true', graceMs: -1 }), { code: 'INVALID_OPTION' });
+    assert.throws(() => spawnSupervised({ command: '/bin/true', startTimeoutMs: Number.NaN }), { code: 'INVALID_OPTION' });
+    assert.throws(() => spawnSupervised({ command: '/nonexistent/x' }), (e) => e.code === 'SPAWN_FAILED' && /\/nonexistent\/x/.test(e.message));
+  });
+});

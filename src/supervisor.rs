@@ -1,0 +1,208 @@
+//! Binding for `spawnSupervised`: a child in its own process group, with readiness, an
+//! intent-classified exit, and group stop. Running children are kept here (not only in JS
+//! objects) and killed when their environment ends, so none outlives the process that
+//! spawned it.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use qvac_managed_core::options;
+use qvac_managed_core::supervisor::{ExitReport, NotReady, Readiness, Supervised, SupervisorSpec};
+
+use crate::errors::NativeError;
+use crate::held::EnvId;
+
+#[napi(object)]
+pub struct SupervisedOptions {
+    pub command: String,
+    pub args: Option<Vec<String>>,
+    /// `[name, value]` pairs added to the inherited environment.
+    pub env: Option<Vec<Vec<String>>>,
+    pub cwd: Option<String>,
+    /// Ready when `GET readyUrl` answers 2xx.
+    pub ready_url: Option<String>,
+    pub ready_bearer: Option<String>,
+    /// Ready when a line of output contains this text.
+    pub ready_line: Option<String>,
+    pub start_timeout_ms: Option<f64>,
+    pub grace_ms: Option<f64>,
+    pub output_tail_bytes: Option<f64>,
+    pub die_with_parent: Option<bool>,
+}
+
+fn spec(o: &SupervisedOptions) -> std::result::Result<SupervisorSpec, NativeError> {
+    let mut spec = SupervisorSpec::new(&o.command);
+    spec.args = o.args.clone().unwrap_or_default();
+    spec.env = o
+        .env
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|pair| <[String; 2]>::try_from(pair).ok().map(|[k, v]| (k, v)))
+        .collect();
+    spec.cwd = o.cwd.as_ref().map(PathBuf::from);
+    spec.readiness = match (&o.ready_url, &o.ready_line) {
+        (Some(url), _) => Readiness::Http {
+            url: url.clone(),
+            bearer: o.ready_bearer.clone(),
+        },
+        (None, Some(line)) => Readiness::OutputLine(line.clone()),
+        (None, None) => Readiness::Spawned,
+    };
+    if let Some(ms) = o.start_timeout_ms {
+        spec.start_timeout = options::millis("startTimeoutMs", ms)?;
+    }
+    if let Some(ms) = o.grace_ms {
+        spec.grace = options::millis("graceMs", ms)?;
+    }
+    if let Some(bytes) = o.output_tail_bytes {
+        spec.output_tail_bytes =
+            options::integer_in("outputTailBytes", bytes, 1, u32::MAX)? as usize;
+    }
+    spec.die_with_parent = o.die_with_parent.unwrap_or(false);
+    Ok(spec)
+}
+
+#[napi(object)]
+pub struct NativeExitReport {
+    /// 'stopped' | 'crashed' | 'failed-to-start' | 'start-timeout'
+    pub kind: String,
+    pub code: Option<i32>,
+    /// Signal name, e.g. 'SIGKILL'.
+    pub signal: Option<String>,
+    pub output_tail: String,
+}
+
+impl From<ExitReport> for NativeExitReport {
+    fn from(r: ExitReport) -> Self {
+        NativeExitReport {
+            kind: r.kind.as_str().into(),
+            code: r.code,
+            signal: r.signal_name().map(str::to_owned),
+            output_tail: r.output_tail,
+        }
+    }
+}
+
+#[napi(object)]
+pub struct ReadyOutcome {
+    pub ready: bool,
+    /// When not ready: how the child ended.
+    pub exit: Option<NativeExitReport>,
+}
+
+/// Running children by handle, with the environment that spawned them.
+type ChildTable = HashMap<u32, (EnvId, Arc<Supervised>)>;
+
+static CHILDREN: LazyLock<Mutex<ChildTable>> = LazyLock::new(Default::default);
+static NEXT_CHILD: AtomicU32 = AtomicU32::new(1);
+
+fn children() -> std::sync::MutexGuard<'static, ChildTable> {
+    CHILDREN.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Cleanup hook: kills the groups of every child the ending environment still runs.
+pub fn kill_env_children(env: EnvId) {
+    for (_, (owner, child)) in children().iter() {
+        if *owner == env {
+            child.kill_now();
+        }
+    }
+}
+
+/// Kills every supervised child's group (the process 'exit' path).
+#[napi]
+pub fn kill_all_supervised() {
+    for (_, (_, child)) in children().iter() {
+        child.kill_now();
+    }
+}
+
+/// `null` if the options are valid, else the INVALID_OPTION error to throw.
+#[napi]
+pub fn check_supervised_options(options: SupervisedOptions) -> Option<NativeError> {
+    spec(&options).err()
+}
+
+#[napi(js_name = "NativeSupervised")]
+pub struct NativeSupervised {
+    id: u32,
+    child: Arc<Supervised>,
+}
+
+#[napi]
+impl NativeSupervised {
+    /// Spawns; throws if the command cannot be started (call `checkSupervisedOptions` first).
+    #[napi(factory)]
+    pub fn spawn(env: Env, options: SupervisedOptions) -> Result<Self> {
+        let spec = spec(&options).map_err(|e| Error::new(Status::InvalidArg, e.message))?;
+        let child = within_runtime_if_available(|| Supervised::spawn(spec))
+            .map(Arc::new)
+            .map_err(|e| Error::new(Status::GenericFailure, e.to_string()))?;
+        let id = NEXT_CHILD.fetch_add(1, Ordering::Relaxed);
+        children().insert(id, (EnvId::of(&env), child.clone()));
+        // Forget it once it is gone, so the table only holds running children.
+        let watched = child.clone();
+        napi::bindgen_prelude::spawn(async move {
+            watched.exited().await;
+            children().remove(&id);
+        });
+        Ok(NativeSupervised { id, child })
+    }
+
+    #[napi(getter)]
+    pub fn pid(&self) -> i32 {
+        self.child.pid()
+    }
+
+    #[napi(ts_return_type = "Promise<ReadyOutcome>")]
+    pub fn ready<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ReadyOutcome>> {
+        let child = self.child.clone();
+        env.spawn_future(async move {
+            Ok(match child.ready().await {
+                Ok(()) => ReadyOutcome {
+                    ready: true,
+                    exit: None,
+                },
+                Err(NotReady::Exited(report)) | Err(NotReady::TimedOut(report)) => ReadyOutcome {
+                    ready: false,
+                    exit: Some(report.into()),
+                },
+            })
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<NativeExitReport>")]
+    pub fn exited<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, NativeExitReport>> {
+        let child = self.child.clone();
+        env.spawn_future(async move { Ok(child.exited().await.into()) })
+    }
+
+    /// SIGTERM to the group, SIGKILL after `graceMs` (default: the spawn option), resolves when
+    /// the whole group is gone. Idempotent.
+    #[napi(ts_return_type = "Promise<NativeExitReport>")]
+    pub fn stop<'env>(
+        &self,
+        env: &'env Env,
+        grace_ms: Option<f64>,
+    ) -> Result<PromiseRaw<'env, NativeExitReport>> {
+        let child = self.child.clone();
+        let grace = grace_ms.map(|ms| Duration::from_secs_f64(ms.max(0.0) / 1000.0));
+        env.spawn_future(async move { Ok(child.stop(grace).await.into()) })
+    }
+
+    #[napi]
+    pub fn output_tail(&self) -> String {
+        self.child.output_tail()
+    }
+
+    #[napi(getter)]
+    pub fn handle(&self) -> u32 {
+        self.id
+    }
+}
