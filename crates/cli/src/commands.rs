@@ -68,8 +68,17 @@ fn serve_json(s: &ServeInfo) -> serde_json::Value {
         "consumers": s.consumers,
         "startedAt": s.started_at,
         "uptimeMs": uptime(&s.started_at).map(|d| d.as_millis() as u64),
-        "idleTimeoutMs": s.idle_timeout_ms,
+        "idleTimeoutMs": whole(s.idle_timeout_ms),
     })
+}
+
+/// A whole number of milliseconds prints as an integer, as the records hold it.
+fn whole(ms: f64) -> serde_json::Value {
+    if ms.fract() == 0.0 {
+        serde_json::json!(ms as i64)
+    } else {
+        serde_json::json!(ms)
+    }
 }
 
 fn short_key(key: &str) -> &str {

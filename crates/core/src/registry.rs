@@ -87,6 +87,7 @@ pub struct ServeRecord {
     pub base_url: String,
     pub config_path: String,
     pub started_at: String,
+    #[serde(serialize_with = "js_number")]
     pub idle_timeout_ms: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serve_start_time: Option<u64>,
@@ -96,6 +97,15 @@ pub struct ServeRecord {
     pub boot_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub models: Option<Vec<String>>,
+}
+
+/// Writes a whole number as JSON does in JS (`300000`, not `300000.0`).
+pub fn js_number<S: serde::Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+    if value.fract() == 0.0 && value.abs() < 9_007_199_254_740_992.0 {
+        serializer.serialize_i64(*value as i64)
+    } else {
+        serializer.serialize_f64(*value)
+    }
 }
 
 impl ServeRecord {
@@ -827,6 +837,9 @@ mod tests {
         let rec = record("aaaaaaaaaaaaaaaa", me, me);
         reg.write_record(&rec).unwrap();
         let path = reg.record_path("aaaaaaaaaaaaaaaa");
+        assert!(fs::read_to_string(&path)
+            .unwrap()
+            .contains("\"idleTimeoutMs\": 300000,"));
         assert_eq!(0o600, fs::metadata(&path).unwrap().mode() & 0o777);
         assert_eq!(
             RecordState::Trusted(Box::new(rec.clone())),
