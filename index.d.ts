@@ -40,6 +40,12 @@ export declare class NativeSupervised {
   get handle(): number
 }
 
+/**
+ * Arms the net: after `ms` the process releases its locks and markers, kills its supervised
+ * children and `_exit(code)`s, whatever the JS thread is doing. `disarmSafetyNet()` cancels.
+ */
+export declare function armSafetyNet(ms: number, code: number): void
+
 export interface AttachedServe {
   fleetKey: string
   baseURL: string
@@ -93,6 +99,8 @@ export interface DirOutcome {
   dir?: string
   error?: NativeError
 }
+
+export declare function disarmSafetyNet(): void
 
 export interface EnsureOutcome {
   serve?: AttachedServe

@@ -773,12 +773,14 @@ if (
   }
 }
 
-const { NativeBackoff, NativeCancelToken, NativeSupervised, checkRetryOptions, checkSupervisedOptions, ensureServe, fileLockAcquire, fileLockTryAcquire, isLockHeld, killAllSupervised, pidLockAcquire, pidLockInspect, pidLockTryAcquire, registryAddConsumer, registryDefaultDir, registryListServes, registryLiveConsumers, registryReadRecord, registryReadStartFailure, registrySweep, registryTrySpawnLock, registryWriteRecord, registryWriteStartFailure, releaseAllLocks, releaseLock, synthesizeServeConfig, validateManagedOptions } = nativeBinding
+const { NativeBackoff, NativeCancelToken, NativeSupervised, armSafetyNet, checkRetryOptions, checkSupervisedOptions, disarmSafetyNet, ensureServe, fileLockAcquire, fileLockTryAcquire, isLockHeld, killAllSupervised, pidLockAcquire, pidLockInspect, pidLockTryAcquire, registryAddConsumer, registryDefaultDir, registryListServes, registryLiveConsumers, registryReadRecord, registryReadStartFailure, registrySweep, registryTrySpawnLock, registryWriteRecord, registryWriteStartFailure, releaseAllLocks, releaseLock, synthesizeServeConfig, validateManagedOptions } = nativeBinding
 export { NativeBackoff }
 export { NativeCancelToken }
 export { NativeSupervised }
+export { armSafetyNet }
 export { checkRetryOptions }
 export { checkSupervisedOptions }
+export { disarmSafetyNet }
 export { ensureServe }
 export { fileLockAcquire }
 export { fileLockTryAcquire }

@@ -13,6 +13,7 @@ mod managed;
 mod registry;
 mod retry;
 mod serve;
+mod shutdown;
 mod supervisor;
 
 use napi::bindgen_prelude::*;

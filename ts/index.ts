@@ -36,3 +36,12 @@ export { ensureServe, ManagedServe, resolveRunnerPath } from './serve.js';
 export type { AttachOptions } from './serve.js';
 export { spawnSupervised, SupervisedStartError } from './supervisor.js';
 export type { SpawnSupervisedOptions, SupervisedExit, SupervisedProcess } from './supervisor.js';
+export { installShutdownHandlers, requestCleanup, unloadAll, evictExcept } from './shutdown.js';
+export type {
+  ShutdownResource,
+  ShutdownLogger,
+  InstallShutdownOptions,
+  ShutdownCoordinator,
+  CleanupReport,
+  CleanupResult
+} from './shutdown.js';

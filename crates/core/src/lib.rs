@@ -17,6 +17,7 @@ pub mod process;
 pub mod registry;
 pub mod retry;
 pub mod runner;
+pub mod safety_net;
 pub mod supervisor;
 
 pub use file_lock::{FileLock, FileLockError, LockMode};
