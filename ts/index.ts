@@ -45,3 +45,5 @@ export type {
   CleanupReport,
   CleanupResult
 } from './shutdown.js';
+export { createQvac, qvac, DEFAULT_API_KEY, DEFAULT_BASE_URL } from './provider/index.js';
+export type { QvacOptions, QvacExternalOptions, QvacManagedOptions, QvacProvider, ManagedQvacProvider } from './provider/index.js';

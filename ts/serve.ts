@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -106,7 +107,8 @@ export async function ensureServe(options: ManagedOptions, attach: AttachOptions
     projectDir: attach.projectDir ?? process.cwd(),
     nodePath: process.execPath,
     graceMs: attach.graceMs,
-    registryDir: attach.registryDir,
+    // As upstream: os.homedir() (which honours $HOME as this runtime sees it).
+    registryDir: attach.registryDir ?? join(homedir(), '.qvac', 'managed-serves'),
     // The runner and serve get what this process sees as its environment (in Bun,
     // process.env is not the C environment a native spawn would inherit).
     env: Object.entries(process.env).flatMap(([k, v]) => (v === undefined ? [] : [[k, v]]))

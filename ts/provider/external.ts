@@ -1,0 +1,74 @@
+import type { OpenAICompatibleProvider } from '@ai-sdk/openai-compatible';
+import type { FilesV4, SpeechModelV4, TranscriptionModelV4 } from '@ai-sdk/provider';
+
+import { ai, openaiCompatible } from './ai-sdk.js';
+import { mergeHeaders } from './headers.js';
+import { files, speechModel, transcriptionModel, withFileReferences, type LocalOptions } from './local.js';
+
+/** Upstream's external-mode defaults. */
+export const DEFAULT_BASE_URL = 'http://127.0.0.1:11435/v1';
+export const DEFAULT_API_KEY = 'qvac';
+
+export interface QvacExternalOptions {
+  readonly mode?: 'external';
+  readonly baseURL?: string;
+  readonly apiKey?: string;
+  readonly headers?: Record<string, string>;
+  readonly fetch?: typeof fetch;
+}
+
+export type QvacProvider = OpenAICompatibleProvider & {
+  readonly _brand: 'qvac';
+  files(): FilesV4;
+  transcriptionModel(modelId: string): TranscriptionModelV4;
+  speechModel(modelId: string): SpeechModelV4;
+};
+
+/**
+ * A provider for a `qvac serve --openai` someone else runs: the OpenAI-compatible surfaces
+ * (chat, completion, embedding, image) plus transcription, speech, files and file references.
+ */
+export function createExternalQvac(options: QvacExternalOptions = {}): QvacProvider {
+  const apiKey = options.apiKey ?? DEFAULT_API_KEY;
+  const headers = mergeHeaders(options.headers);
+  if (apiKey && headers['authorization'] === undefined) headers['authorization'] = `Bearer ${apiKey}`;
+  const baseURL = options.baseURL ?? DEFAULT_BASE_URL;
+  const compatible = openaiCompatible().createOpenAICompatible({
+    name: 'qvac',
+    baseURL,
+    headers,
+    ...(options.fetch && { fetch: options.fetch })
+  });
+  const local: LocalOptions = { baseURL, headers, ...(options.fetch && { fetch: options.fetch }) };
+  const composed = ai().customProvider({
+    files: files(local),
+    fallbackProvider: {
+      specificationVersion: 'v4',
+      languageModel: (id: string) => withFileReferences(compatible.languageModel(id), local),
+      embeddingModel: (id: string) => compatible.embeddingModel(id),
+      imageModel: (id: string) => compatible.imageModel(id),
+      transcriptionModel: (id: string) => transcriptionModel(id, local),
+      speechModel: (id: string) => speechModel(id, local)
+    }
+  } as Parameters<ReturnType<typeof ai>['customProvider']>[0]) as unknown as {
+    specificationVersion: string;
+    languageModel(id: string): unknown;
+    embeddingModel(id: string): unknown;
+    imageModel(id: string): unknown;
+    transcriptionModel(id: string): unknown;
+    speechModel(id: string): unknown;
+    files(): FilesV4;
+  };
+  const provider = ((id: string) => composed.languageModel(id)) as unknown as Record<string, unknown>;
+  Object.assign(provider, compatible);
+  Object.defineProperty(provider, 'specificationVersion', { value: composed.specificationVersion, enumerable: true });
+  provider['languageModel'] = (id: string) => composed.languageModel(id);
+  provider['chatModel'] = (id: string) => composed.languageModel(id);
+  provider['embeddingModel'] = (id: string) => composed.embeddingModel(id);
+  provider['textEmbeddingModel'] = (id: string) => composed.embeddingModel(id);
+  provider['imageModel'] = (id: string) => composed.imageModel(id);
+  provider['transcriptionModel'] = (id: string) => composed.transcriptionModel(id);
+  provider['speechModel'] = (id: string) => composed.speechModel(id);
+  provider['files'] = () => composed.files();
+  return provider as unknown as QvacProvider;
+}

@@ -1,0 +1,146 @@
+import { singleFlight } from '../retry.js';
+import { ensureServe, type AttachOptions, type ManagedServe } from '../serve.js';
+import type { ManagedOptions } from '../managed-options.js';
+import { createExternalQvac, type QvacProvider } from './external.js';
+
+export interface QvacManagedOptions extends ManagedOptions {
+  readonly mode: 'managed';
+}
+
+export interface ManagedQvacProvider extends QvacProvider {
+  readonly apiKey: string;
+  readonly baseURL: string;
+  readonly port: number;
+  readonly pid: number;
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** How often `closeOnParentExit` checks the parent pid when there is no IPC channel to watch. */
+const PARENT_POLL_MS = 100;
+
+/**
+ * Only a refused connection proves the serve is gone (nothing listens on its port), so only
+ * that is re-resolved and replayed. A reset may come after the serve took the request, and a
+ * timeout or abort is the caller's: neither is retried.
+ */
+function connectionRefused(error: unknown): boolean {
+  const e = error as { name?: string; code?: string; cause?: { code?: string } } | undefined;
+  if (e?.name === 'AbortError' || e?.name === 'TimeoutError') return false;
+  return (e?.cause?.code ?? e?.code) === 'ECONNREFUSED';
+}
+
+/** The request's URL moved to the live serve's origin (string, URL and Request alike). */
+export function retarget(input: string | URL | Request, baseURL: string): string | URL | Request {
+  let live: URL;
+  try {
+    live = new URL(baseURL);
+  } catch {
+    return input;
+  }
+  const move = (url: URL): URL => {
+    url.protocol = live.protocol;
+    url.host = live.host;
+    return url;
+  };
+  try {
+    if (typeof input === 'string') return move(new URL(input)).toString();
+    if (input instanceof URL) return move(new URL(input.toString()));
+    if (input instanceof Request) return new Request(move(new URL(input.url)).toString(), input);
+  } catch {
+    // not a URL we can parse: leave it
+  }
+  return input;
+}
+
+function withAuthorization(input: string | URL | Request, init: RequestInit | undefined, apiKey: string): RequestInit {
+  const headers = new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined));
+  headers.set('authorization', `Bearer ${apiKey}`);
+  return { ...init, headers };
+}
+
+/**
+ * Managed mode: attaches to (or starts) the shared serve for these options and returns a
+ * provider whose requests always go to the live serve. A serve that is provably gone is
+ * re-ensured once per burst of requests and the request replayed; the getters follow.
+ */
+export async function createManagedQvac(options: QvacManagedOptions, attach: AttachOptions = {}): Promise<ManagedQvacProvider> {
+  // The parent pact is armed before the (possibly long) first start, as upstream does.
+  let closeProvider: (() => Promise<void>) | undefined;
+  let serve: ManagedServe | undefined;
+  let parentWatch: ReturnType<typeof setInterval> | undefined;
+  const onParentGone = (): void => {
+    if (parentWatch) clearInterval(parentWatch);
+    void (closeProvider ? closeProvider() : Promise.resolve(serve?.release())).finally(() => process.exit(0));
+  };
+  if (options.closeOnParentExit) {
+    const parentPid = process.ppid;
+    parentWatch = setInterval(() => {
+      if (process.ppid !== parentPid || process.ppid === 1) onParentGone();
+    }, PARENT_POLL_MS);
+    parentWatch.unref();
+    if (typeof process.send === 'function') process.once('disconnect', onParentGone);
+  }
+
+  try {
+    serve = await ensureServe(options, attach);
+  } catch (error) {
+    if (parentWatch) clearInterval(parentWatch);
+    process.off('disconnect', onParentGone);
+    throw error;
+  }
+  let live: ManagedServe = serve;
+  let closed = false;
+  const reresolve = singleFlight(async () => {
+    const next = await ensureServe(options, attach);
+    const previous = live;
+    live = next;
+    previous.release();
+    return next;
+  });
+
+  const baseFetch: typeof fetch = options.fetch ?? fetch;
+  const managedFetch = (async (input: string | URL | Request, init?: RequestInit) => {
+    try {
+      return await baseFetch(retarget(input, live.baseURL), withAuthorization(input, init, live.apiKey));
+    } catch (error) {
+      if (closed || !connectionRefused(error)) throw error;
+      const next = await reresolve();
+      if (closed) {
+        // close() won while we re-attached: do not keep the new serve warm for nobody.
+        next.release();
+        throw error;
+      }
+      return baseFetch(retarget(input, next.baseURL), withAuthorization(input, init, next.apiKey));
+    }
+  }) as typeof fetch;
+
+  const provider = createExternalQvac({
+    baseURL: live.baseURL,
+    apiKey: live.apiKey,
+    ...(options.headers && { headers: options.headers }),
+    fetch: managedFetch
+  }) as unknown as Record<string | symbol, unknown>;
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      closed = true;
+      if (parentWatch) clearInterval(parentWatch);
+      process.off('disconnect', onParentGone);
+      live.release();
+    })();
+    return closing;
+  };
+  closeProvider = close;
+
+  Object.defineProperties(provider, {
+    apiKey: { get: () => live.apiKey, enumerable: false, configurable: false },
+    baseURL: { get: () => live.baseURL, enumerable: true, configurable: true },
+    port: { get: () => live.port, enumerable: true, configurable: true },
+    pid: { get: () => live.pid, enumerable: true, configurable: true }
+  });
+  provider['close'] = close;
+  provider[Symbol.asyncDispose] = close;
+  return provider as unknown as ManagedQvacProvider;
+}
