@@ -123,8 +123,8 @@ export function prng(seed) {
 }
 
 /** Spawns a fixture that uses the upstream package, under Node 22, with HOME at `home`. */
-export function spawnUpstream(t, args, home) {
-  return spawnFixture(t, 'upstream-registry.mjs', args, { runtime: node22, env: { ...process.env, HOME: home } });
+export function spawnUpstream(t, args, home, script = 'upstream-registry.mjs') {
+  return spawnFixture(t, script, args, { runtime: node22, env: { ...process.env, HOME: home } });
 }
 
 /**

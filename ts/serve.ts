@@ -107,8 +107,9 @@ export async function ensureServe(options: ManagedOptions, attach: AttachOptions
     projectDir: attach.projectDir ?? process.cwd(),
     nodePath: process.execPath,
     graceMs: attach.graceMs,
-    // As upstream: os.homedir() (which honours $HOME as this runtime sees it).
-    registryDir: attach.registryDir ?? join(homedir(), '.qvac', 'managed-serves'),
+    // As upstream (os.homedir(), which is $HOME when set); read $HOME directly because Bun's
+    // homedir() does not follow a runtime change of process.env.HOME.
+    registryDir: attach.registryDir ?? join(process.env['HOME'] || homedir(), '.qvac', 'managed-serves'),
     // The runner and serve get what this process sees as its environment (in Bun,
     // process.env is not the C environment a native spawn would inherit).
     env: Object.entries(process.env).flatMap(([k, v]) => (v === undefined ? [] : [[k, v]]))
