@@ -10,14 +10,16 @@ import { event, fixtures, spawnFixture, tempDir, waitFor, running } from './help
 
 const fakeServe = join(fixtures, 'fake-serve.mjs');
 const alive = running;
-const tempConfigDirs = () => new Set(readdirSync(tmpdir()).filter((f) => f.startsWith('qvac-managed-') && !f.startsWith('qvac-managed-test-')));
+// setup() points TMPDIR (inherited by runners) at a private directory, so only this test's
+// temp config dirs are counted, whatever else runs on the machine.
+const tempConfigDirs = () => new Set(readdirSync(process.env.TMPDIR ?? tmpdir()).filter((f) => /^qvac-managed-[0-9a-f]{12}$/.test(f)));
 
 /** A fresh registry and options for the fake serve; FAKE_* knobs go through `env`. */
 function setup(t, { idle = 200, env = {}, ...extra } = {}) {
   const registryDir = join(tempDir(t), 'managed-serves');
   const events = join(tempDir(t), 'events.jsonl');
   const saved = { ...process.env };
-  Object.assign(process.env, { FAKE_SERVE_EVENTS: events, ...env });
+  Object.assign(process.env, { FAKE_SERVE_EVENTS: events, TMPDIR: tempDir(t), ...env });
   t.after(() => {
     for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
     Object.assign(process.env, saved);

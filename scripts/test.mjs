@@ -1,7 +1,7 @@
 // Runs every test: static checks, core unit tests (cargo), then the same node:test files under
 // the machine's Node (20+), Node 22 (devDependency) and Bun (devDependency).
 // Usage: npm test            (everything)
-//        npm test -- --only=node20,bun   (a subset: check, cargo, node20, node22, bun)
+//        npm test -- --only=node20,bun   (a subset: check, cargo, node20, node22, bun, faults)
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -22,7 +22,9 @@ const steps = [
   ['cargo', 'cargo', ['test', '-p', 'qvac-managed-core', '--quiet']],
   ['node20', machineNode, ['--test', '--test-concurrency=1', ...testFiles]],
   ['node22', bin('node'), ['--test', '--test-concurrency=1', ...testFiles]],
-  ['bun', bin('bun'), ['test', '--timeout', '60000', ...testFiles.map((f) => `./${f}`)]]
+  ['bun', bin('bun'), ['test', '--timeout', '60000', ...testFiles.map((f) => `./${f}`)]],
+  // The fault-injection suite (real signals, real processes) runs once, under the machine's Node.
+  ['faults', machineNode, ['--test', '--test-concurrency=1', 'faults/']]
 ].filter(([name]) => !only || only.includes(name));
 
 if (!existsSync(join(root, 'dist', 'index.js'))) {

@@ -136,7 +136,9 @@ async fn attach_or_spawn(
                 if let RecordState::Trusted(record) = registry.read_record(fleet_key)? {
                     return Ok(attachment(fleet_key, *record, marker, false));
                 }
-                let result = spawn_and_wait(registry, options, fleet_key, launch, deadline).await;
+                let mut lock = lock;
+                let result =
+                    spawn_and_wait(registry, options, fleet_key, launch, deadline, &mut lock).await;
                 drop(lock);
                 return result.map(|record| attachment(fleet_key, record, marker, true));
             }
@@ -214,6 +216,7 @@ async fn spawn_and_wait(
     fleet_key: &str,
     launch: &RunnerLaunch,
     deadline: Instant,
+    lock: &mut crate::pid_lock::PidLock,
 ) -> Result<ServeRecord, EnsureError> {
     registry.clear_error(fleet_key)?;
     let mut api_key = [0u8; 32];
@@ -256,6 +259,13 @@ async fn spawn_and_wait(
         }
     };
     let runner_identity = ProcessIdentity::of(runner_pid);
+    // The runner owns the start from here: hand it the spawn lock, so that if we die now the
+    // lock still names a live process and nobody starts a second serve beside it.
+    if let Some(runner) = &runner_identity {
+        if let Err(err) = lock.transfer_to(runner, 0o600) {
+            tracing::warn!(%err, "could not hand the spawn lock to the runner");
+        }
+    }
     loop {
         if let RecordState::Trusted(record) = registry.read_record(fleet_key)? {
             return Ok(*record);

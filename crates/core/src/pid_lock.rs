@@ -318,6 +318,40 @@ impl PidLock {
         }
     }
 
+    /// Hands the lock to another process (e.g. the runner this process started): the file is
+    /// atomically replaced by one naming `owner`, and this handle lets go without removing it.
+    /// The new owner takes it up with [`adopt`](Self::adopt). If we die after the handover, the
+    /// lock still names a live owner and is not stolen.
+    pub fn transfer_to(&mut self, owner: &ProcessIdentity, mode: u32) -> Result<(), PidLockError> {
+        if self.released {
+            return Ok(());
+        }
+        let temp = TempFile::write(&self.path, owner.to_record().as_bytes(), mode)?;
+        match fs::metadata(&self.path) {
+            Ok(meta) if FileId::of(&meta) == self.file_id => {
+                fs::rename(&temp.path, &self.path).map_err(io_err("hand over", &self.path))?;
+            }
+            // No longer ours (replaced by someone who proved us dead): nothing to hand over.
+            _ => {}
+        }
+        self.released = true;
+        Ok(())
+    }
+
+    /// Takes up a lock whose file names this very process (after [`transfer_to`]), so that
+    /// releasing it removes the file.
+    pub fn adopt(path: &Path) -> Result<Option<PidLock>, PidLockError> {
+        let Some((holder, id)) = read_holder(path)? else {
+            return Ok(None);
+        };
+        match holder {
+            LockHolder::Process { identity, .. } if identity.is_current_process() => {
+                Ok(Some(PidLock::owned(path, id)))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// Removes the lock file if it is still the one we created. Idempotent.
     pub fn release(&mut self) -> Result<(), PidLockError> {
         if self.released {
@@ -574,6 +608,45 @@ mod tests {
         );
         assert!(path.exists());
         drop(lock);
+    }
+
+    #[test]
+    fn a_transferred_lock_stays_with_its_new_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.lock");
+        let mut lock = PidLock::try_acquire(&path).unwrap();
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let runner = ProcessIdentity::of(child.id() as i32).unwrap();
+        lock.transfer_to(&runner, 0o600).unwrap();
+        drop(lock);
+        let holder = PidLock::inspect(&path).unwrap().unwrap();
+        assert_eq!(
+            Some(runner.pid),
+            holder.pid(),
+            "the handle let go without removing it"
+        );
+        assert!(holder.is_alive());
+        assert!(
+            PidLock::adopt(&path).unwrap().is_none(),
+            "not ours to adopt"
+        );
+        assert!(
+            PidLock::try_acquire(&path).is_err(),
+            "held by the live new owner"
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(PidLock::inspect(&path).unwrap().unwrap().is_stale());
+
+        // Handed to ourselves: adopt, and release removes it.
+        let mut lock = PidLock::try_acquire(&dir.path().join("self.lock")).unwrap();
+        lock.transfer_to(&ProcessIdentity::current(), 0o600)
+            .unwrap();
+        let mut adopted = PidLock::adopt(&dir.path().join("self.lock"))
+            .unwrap()
+            .unwrap();
+        adopted.release().unwrap();
+        assert!(!dir.path().join("self.lock").exists());
     }
 
     #[test]

@@ -21,7 +21,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::consumer_watch::ConsumerWatch;
 use crate::process::ProcessIdentity;
-use crate::registry::{Registry, ServeRecord, StartFailure};
+use crate::registry::{RecordState, Registry, ServeRecord, StartFailure};
 use crate::retry::{CancelToken, RetryPolicy};
 use crate::supervisor::{NotReady, Readiness, Supervised, SupervisorSpec};
 
@@ -358,6 +358,8 @@ pub enum RunnerExit {
     Signalled,
     /// The serve never became healthy; `<key>.error` says why.
     StartFailed,
+    /// Another runner published this fleet first; ours stood down.
+    Duplicate,
 }
 
 /// Runs one serve to the end. The caller has detached the process.
@@ -372,6 +374,10 @@ pub async fn run(params: RunnerParams) -> RunnerExit {
         _ = sigterm.recv() => return RunnerExit::Signalled,
         _ = sigint.recv() => return RunnerExit::Signalled,
     };
+    // The consumer that started us handed us the spawn lock; it goes when the start is decided.
+    let handed_over = crate::pid_lock::PidLock::adopt(&registry.lock_path(&key))
+        .ok()
+        .flatten();
     let StartedServe {
         serve,
         files,
@@ -382,9 +388,22 @@ pub async fn run(params: RunnerParams) -> RunnerExit {
         Err(err) => {
             tracing::warn!(code = err.code(), %err, "serve failed to start");
             let _ = registry.write_error(&key, &err.failure());
+            drop(handed_over);
             return RunnerExit::StartFailed;
         }
     };
+    // Belt and braces for I1: never publish over another live runner's serve.
+    if let Ok(RecordState::Trusted(other)) = registry.read_record(&key) {
+        if other.runner_pid != std::process::id() as i32 {
+            tracing::warn!(
+                other_runner = other.runner_pid,
+                "another runner already serves this fleet; stopping ours"
+            );
+            serve.stop(None).await;
+            drop(handed_over);
+            return RunnerExit::Duplicate;
+        }
+    }
     let me = ProcessIdentity::current();
     let record = ServeRecord {
         fleet_key: key.clone(),
@@ -459,9 +478,10 @@ pub async fn run(params: RunnerParams) -> RunnerExit {
     // Only an empty consumers dir goes: a marker may belong to a consumer about to respawn.
     let _ = fs::remove_dir(registry.consumers_dir(&key));
     drop(files);
-    if exit == RunnerExit::Reaped {
-        // The spawn lock was held through the reap (see try_reap); release it last.
-        let _ = fs::remove_file(registry.lock_path(&key));
+    // A spawn lock that names us (held through a reap, or handed over after the start was
+    // decided) goes last, once the serve is gone.
+    if let Ok(Some(lock)) = crate::pid_lock::PidLock::adopt(&registry.lock_path(&key)) {
+        drop(lock);
     }
     tracing::info!(?exit, "runner done");
     exit
@@ -484,7 +504,15 @@ async fn try_reap(registry: &Registry, key: &str, record: &ServeRecord) -> bool 
         deadline: Some(Duration::from_secs(2)),
         jitter: 0.5,
     };
-    let lock = match registry.spawn_lock(key, &policy, &CancelToken::new()).await {
+    // The lock may already name us (handed over by the consumer that started us).
+    let adopted = crate::pid_lock::PidLock::adopt(&registry.lock_path(key))
+        .ok()
+        .flatten();
+    let lock = match adopted {
+        Some(lock) => Ok(lock),
+        None => registry.spawn_lock(key, &policy, &CancelToken::new()).await,
+    };
+    let lock = match lock {
         Ok(lock) => lock,
         Err(err) => {
             tracing::info!(%err, "idle deadline reached but the spawn lock is busy; re-checking");
