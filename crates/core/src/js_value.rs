@@ -37,6 +37,16 @@ impl JsValue {
         }
     }
 
+    /// An object from `(key, value)` pairs, in order.
+    pub fn object<'a>(entries: impl IntoIterator<Item = (&'a str, JsValue)>) -> JsValue {
+        JsValue::Object(
+            entries
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+        )
+    }
+
     pub fn get(&self, key: &str) -> Option<&JsValue> {
         match self {
             JsValue::Object(entries) => entries.iter().find(|(k, _)| k == key).map(|(_, v)| v),
@@ -219,12 +229,7 @@ mod tests {
     use super::*;
 
     fn obj(entries: Vec<(&str, JsValue)>) -> JsValue {
-        JsValue::Object(
-            entries
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v))
-                .collect(),
-        )
+        JsValue::object(entries)
     }
 
     #[test]

@@ -447,12 +447,7 @@ mod tests {
     }
 
     fn obj(entries: Vec<(&str, JsValue)>) -> JsValue {
-        JsValue::Object(
-            entries
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v))
-                .collect(),
-        )
+        JsValue::object(entries)
     }
 
     fn opts(models: JsValue) -> JsValue {
