@@ -49,7 +49,7 @@ const quantile = (xs, q) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(q * s.length))];
 };
-const stats = (xs) => ({ n: xs.length, median: quantile(xs, 0.5), p95: quantile(xs, 0.95), min: Math.min(...xs), max: Math.max(...xs) });
+const stats = (xs) => ({ n: xs.length, median: quantile(xs, 0.5), p95: quantile(xs, 0.95), p99: quantile(xs, 0.99), min: Math.min(...xs), max: Math.max(...xs) });
 
 const freePort = () =>
   new Promise((resolve) => {
@@ -299,7 +299,11 @@ for (const [metric, byImpl] of Object.entries(results)) {
   const o = byImpl.ours ?? byImpl.serve;
   const u = byImpl.upstream;
   const extra = (s) =>
-    s?.spawns !== undefined ? ` (${s.spawns} spawn${s.spawns === 1 ? '' : 's'})` : s?.codes ? ` (${s.codes.join(', ')})` : '';
+    s?.spawns !== undefined
+      ? ` (p99 ${fmt(s.p99)}; ${s.spawns} spawn${s.spawns === 1 ? '' : 's'})`
+      : s?.codes
+        ? ` (${s.codes.join(', ')})`
+        : '';
   const ratio = u && o && u.median !== 0 ? (o.median / u.median).toFixed(2) : '';
   lines.push(`| ${metric} | ${fmt(o?.median)}${extra(o)} | ${fmt(o?.p95)} | ${fmt(u?.median)}${extra(u)} | ${fmt(u?.p95)} | ${ratio} | ${targets[metric] ?? ''} |`);
 }
