@@ -176,6 +176,9 @@ export interface NativeError {
   models?: Array<string>
   /** The serve's last output, for start failures. */
   outputTail?: string
+  /** SERVE_EXITED: the serve's exit code and signal name. */
+  exitCode?: number
+  signal?: string
 }
 
 export interface NativeExitReport {

@@ -114,7 +114,9 @@ describe('managed serve lifecycle (runner + fake serve)', () => {
     const err = await attach().catch((e) => e);
     assert.equal(err.code, 'SERVE_EXITED', err.message);
     assert.equal(err.name, 'ServeExitedError');
-    assert.match(err.message, /code=3/);
+    assert.match(err.message, /code=3, signal=null/);
+    assert.equal(err.exitCode, 3);
+    assert.equal(err.signal, null);
     assert.match(err.outputTail, /fatal: model blob not found/);
     const key = readdirSync(registryDir).find((f) => f.endsWith('.error')).replace('.error', '');
     await assertNothingLeft(registryDir, key, tempBefore);

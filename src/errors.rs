@@ -27,6 +27,9 @@ pub struct NativeError {
     pub models: Option<Vec<String>>,
     /// The serve's last output, for start failures.
     pub output_tail: Option<String>,
+    /// SERVE_EXITED: the serve's exit code and signal name.
+    pub exit_code: Option<i32>,
+    pub signal: Option<String>,
 }
 
 impl From<InvalidOption> for NativeError {
@@ -136,12 +139,17 @@ impl From<EnsureError> for NativeError {
     fn from(err: EnsureError) -> Self {
         match err {
             EnsureError::Registry(registry) => registry.into(),
-            other => NativeError {
-                code: other.code(),
-                output_tail: other.output_tail().map(str::to_owned),
-                message: other.to_string(),
-                ..Default::default()
-            },
+            other => {
+                let (exit_code, signal) = other.exit_status().unwrap_or_default();
+                NativeError {
+                    code: other.code(),
+                    output_tail: other.output_tail().map(str::to_owned),
+                    message: other.to_string(),
+                    exit_code,
+                    signal,
+                    ..Default::default()
+                }
+            }
         }
     }
 }

@@ -84,8 +84,12 @@ export class ServeStartTimeoutError extends ServeStartError {
 
 /** The serve exited before it became healthy. */
 export class ServeExitedError extends ServeStartError {
+  readonly exitCode: number | null;
+  readonly signal: string | null;
   constructor(native: NativeError) {
     super('SERVE_EXITED', native);
+    this.exitCode = native.exitCode ?? null;
+    this.signal = native.signal ?? null;
   }
 }
 

@@ -75,6 +75,14 @@ impl EnsureError {
         }
     }
 
+    /// Exit code and signal name of a serve that exited before becoming healthy.
+    pub fn exit_status(&self) -> Option<(Option<i32>, Option<String>)> {
+        match self {
+            EnsureError::Start(f) if f.code == "SERVE_EXITED" => f.exit_status(),
+            _ => None,
+        }
+    }
+
     pub fn output_tail(&self) -> Option<&str> {
         match self {
             EnsureError::Start(f) if !f.output_tail.is_empty() => Some(&f.output_tail),

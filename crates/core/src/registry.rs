@@ -192,6 +192,18 @@ impl StartFailure {
         text
     }
 
+    /// The serve's exit code and signal name, for SERVE_EXITED failures (read back from the
+    /// message the runner wrote: `... (code=3, signal=null).`).
+    pub fn exit_status(&self) -> Option<(Option<i32>, Option<String>)> {
+        let rest = &self.message[self.message.find("(code=")? + "(code=".len()..];
+        let (code, rest) = rest.split_once(", signal=")?;
+        let signal = rest.split(')').next()?;
+        Some((
+            code.parse().ok(),
+            (signal != "null").then(|| signal.to_owned()),
+        ))
+    }
+
     /// Parses our format; upstream's plain message becomes SERVE_SPAWN_FAILED.
     fn from_text(text: &str) -> StartFailure {
         let (head, tail) = text.split_once(Self::OUTPUT_MARK).unwrap_or((text, ""));
@@ -926,7 +938,8 @@ mod tests {
             output_tail: "boom\nline 2".into(),
         };
         reg.write_error("k", &failure).unwrap();
-        assert_eq!(Some(failure), reg.read_error("k").unwrap());
+        assert_eq!(Some(failure.clone()), reg.read_error("k").unwrap());
+        assert_eq!(Some((Some(1), None)), failure.exit_status());
         fs::write(
             reg.error_path("u"),
             "qvac serve did not become healthy: x\n",

@@ -97,10 +97,11 @@ pub enum StartError {
     PortAllocationFailed { host: String, reason: String },
     #[error("Failed to spawn qvac serve ({command}): {reason}")]
     SpawnFailed { command: String, reason: String },
-    #[error("qvac serve exited before becoming healthy (code={}, signal={}).", fmt_opt(*code), fmt_opt(*signal))]
+    #[error("qvac serve exited before becoming healthy (code={}, signal={}).", fmt_opt(*code), signal.as_deref().unwrap_or("null"))]
     Exited {
         code: Option<i32>,
-        signal: Option<i32>,
+        /// Signal name, e.g. `SIGKILL`.
+        signal: Option<String>,
         tail: String,
     },
     #[error("qvac serve did not become healthy at {base_url} within {timeout_ms}ms. Cold model downloads can be slow — raise `serveStartTimeout` if the model is large.")]
@@ -112,6 +113,7 @@ pub enum StartError {
 }
 
 fn fmt_opt(v: Option<i32>) -> String {
+    // As upstream prints `String(null)`.
     v.map_or_else(|| "null".to_owned(), |v| v.to_string())
 }
 
@@ -336,7 +338,7 @@ pub async fn start_serve(params: &RunnerParams) -> Result<StartedServe, StartErr
         }),
         Err(NotReady::Exited(report)) => Err(StartError::Exited {
             code: report.code,
-            signal: report.signal,
+            signal: report.signal_name().map(str::to_owned),
             tail: report.output_tail,
         }),
         Err(NotReady::TimedOut(report)) => Err(StartError::StartTimeout {

@@ -1,7 +1,8 @@
 //! One supervised child process: spawned in its own process group, watched for readiness,
 //! stopped as a group, and every exit classified by our intent rather than its exit code.
 //!
-//! - Exit is observed through tokio's child reaper (SIGCHLD-driven, no polling).
+//! - Exit is observed through tokio's child reaper: a pidfd on Linux, SIGCHLD elsewhere; never
+//!   by polling.
 //! - `stop(grace)` sends SIGTERM to the whole group, waits `grace`, then SIGKILLs the group, and
 //!   returns only once no live member of the group is left (grandchildren included).
 //! - A child that exits without being asked takes its group with it: leftover members are killed.
