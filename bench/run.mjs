@@ -275,6 +275,40 @@ await handoff('ours FileLock', async () => {
 writeFileSync(join(lockDir, 'h3'), '');
 await handoff('proper-lockfile', async () => lockfile.lock(join(lockDir, 'h3')), async () => lockfile.lock(join(lockDir, 'h3'), { retries: { retries: 100_000, minTimeout: 1, maxTimeout: 2, factor: 1 } }));
 
+// Abort latency: a FileLock wait cancelled by an AbortSignal (target: within 10 ms).
+{
+  const held = ours.FileLock.tryAcquire(join(lockDir, 'abort.lock'));
+  const times = [];
+  for (let i = 0; i < reps(30); i++) {
+    const controller = new AbortController();
+    const waiting = ours.FileLock.acquire(join(lockDir, 'abort.lock'), { attempts: 1000, baseDelayMs: 5000, deadlineMs: 60_000, signal: controller.signal }).catch(() => now());
+    await sleep(5);
+    const t0 = now();
+    controller.abort();
+    times.push((await waiting) - t0);
+  }
+  held.release();
+  record('FileLock wait aborted: rejection after abort() (ms)', 'ours', times);
+}
+
+// Shutdown: a worker whose IPC parent is SIGKILLed exits and releases its lock (target: 200 ms).
+{
+  const times = [];
+  for (let i = 0; i < reps(5); i++) {
+    const dir = mkdtempSync(join(work, 'worker-'));
+    const parent = spawn(process.execPath, [join(root, '__test__', 'fixtures', 'ipc-parent.mjs'), 'idle'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, WORKER_LOCK: join(dir, 'w.lock'), WORKER_EVENTS: join(dir, 'e.jsonl') }
+    });
+    const { workerPid } = JSON.parse(await new Promise((r) => createInterface({ input: parent.stdout }).once('line', r)));
+    const t0 = now();
+    parent.kill('SIGKILL');
+    await until(() => !running(workerPid) && !existsSync(join(dir, 'w.lock')));
+    times.push(now() - t0);
+  }
+  record('worker gone after its parent is SIGKILLed (ms)', 'ours', times);
+}
+
 // Report.
 const targets = {
   'cold start overhead (ms)': '<= 25',
@@ -283,7 +317,9 @@ const targets = {
   'reap after SIGKILL, minus idle (ms)': '<= 150',
   'teardown to group gone, minus grace (ms)': '<= 300',
   'runner RSS (MiB)': '<= 4',
-  'start timeout reported, minus timeout (ms)': '<= 100'
+  'start timeout reported, minus timeout (ms)': '<= 100',
+  'FileLock wait aborted: rejection after abort() (ms)': '<= 10',
+  'worker gone after its parent is SIGKILLed (ms)': '<= 200'
 };
 const fmt = (x) => (x === undefined ? '—' : Math.abs(x) >= 100 ? x.toFixed(0) : x.toFixed(2));
 const lines = [
