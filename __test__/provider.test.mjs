@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
@@ -13,17 +14,18 @@ import { event, fixtures, running, spawnFixture, spawnUpstream, tempDir, waitFor
 
 const fakeServe = join(fixtures, 'fake-serve.mjs');
 const MODEL = 'QWEN3_600M_INST_Q4';
-let home;
 const savedHome = process.env.HOME;
 // createQvac has upstream's options only, so the registry is $HOME's: point HOME at a temp dir.
+const homeRoot = mkdtempSync(join(tmpdir(), 'qvac-managed-test-'));
+const home = join(homeRoot, 'home');
 before(() => {
-  home = join(tempDir({ after: (fn) => after(fn) }), 'home');
   process.env.HOME = home;
 });
 after(() => {
   process.env.HOME = savedHome;
   // Serves kept warm by a long idle timeout are stopped, so no test leaves a process behind.
   spawnSync(resolveRunnerPath(), ['stop', '--all', '--registry', join(home, '.qvac', 'managed-serves')]);
+  rmSync(homeRoot, { recursive: true, force: true });
 });
 const registry = () => new ManagedRegistry(join(home, '.qvac', 'managed-serves'));
 const managed = (extra = {}) => createQvac({ mode: 'managed', models: [MODEL], serveBinPath: fakeServe, serveIdleTimeout: 200, ...extra });

@@ -139,7 +139,9 @@ describe('fault injection', () => {
     }
   });
 
-  test('an impostor on the recorded port of a dead serve never sees the key', async (t) => {
+  test('an impostor on the recorded port of a dead serve never sees the key; the dead serve\'s key file goes', async (t) => {
+    privateTmp(t);
+    const tempBefore = tempConfigDirs();
     const registryDir = join(tempDir(t), 'reg');
     const options = fleetOptions({ serveIdleTimeout: 60_000 });
     const first = await ensureServe(options, { registryDir, graceMs: 300 });
@@ -158,7 +160,9 @@ describe('fault injection', () => {
     assert.notEqual(second.port, port);
     assert.equal(seen.some((h) => h.includes(apiKey) || h.includes(second.apiKey)), false, 'no key sent to the impostor');
     assert.equal(seen.length, 0, 'the impostor was not contacted at all');
+    second.release();
     spawnSync(resolveRunnerPath(), ['stop', '--all', '--registry', registryDir]);
+    await assertClean(registryDir, tempBefore);
   });
 
   test('start/stop storm: 100 cycles, zero leaks (processes, files, temp dirs, descriptors)', async (t) => {

@@ -1,7 +1,7 @@
 // Builds the `qvac-managed` binary (runner + CLI) for this machine and puts it in the platform
 // package directory beside the .node file (npm/<platform>/), where the library finds it.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, renameSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -22,6 +22,10 @@ if (!platformDir) throw new Error(`no npm platform package for ${host}`);
 const exe = host.includes('windows') ? 'qvac-managed.exe' : 'qvac-managed';
 const target = join(root, 'npm', platformDir, exe);
 mkdirSync(dirname(target), { recursive: true });
-copyFileSync(join(root, 'target', host, 'release', exe), target);
-chmodSync(target, 0o755);
+// Copy beside it, then rename over it: a runner still executing the old binary keeps its inode
+// (copying onto a running executable fails with ETXTBSY).
+const staging = `${target}.${process.pid}.tmp`;
+copyFileSync(join(root, 'target', host, 'release', exe), staging);
+chmodSync(staging, 0o755);
+renameSync(staging, target);
 console.log(`qvac-managed runner: ${target}`);

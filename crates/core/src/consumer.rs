@@ -148,6 +148,11 @@ async fn attach_or_spawn(
                 let result =
                     spawn_and_wait(registry, options, fleet_key, launch, deadline, &mut lock).await;
                 drop(lock);
+                if result.is_err() {
+                    // A runner that failed fast may have been handed the lock just before it
+                    // exited; a lock naming a dead process is ours to clear now.
+                    let _ = crate::pid_lock::PidLock::clear_stale(&registry.lock_path(fleet_key));
+                }
                 return result.map(|record| attachment(fleet_key, record, marker, true));
             }
             Err(RegistryError::Lock(PidLockError::Held(_))) => {}

@@ -28,9 +28,11 @@ pub struct ConsumerWatch {
 }
 
 impl ConsumerWatch {
-    /// Starts watching `dir` (created if missing). Must be called within a tokio runtime.
+    /// Starts watching `dir` (created 0700 if missing; its parent must exist). Must be called
+    /// within a tokio runtime.
     pub fn new(dir: &Path) -> ConsumerWatch {
-        let _ = std::fs::create_dir_all(dir);
+        use std::os::unix::fs::DirBuilderExt;
+        let _ = std::fs::DirBuilder::new().mode(0o700).create(dir);
         ConsumerWatch {
             dir: dir.to_owned(),
             #[cfg(target_os = "linux")]

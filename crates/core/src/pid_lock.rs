@@ -151,6 +151,11 @@ pub enum PidLockError {
 }
 
 impl PidLockError {
+    /// True when the lock's directory does not exist (it was removed under us).
+    pub fn is_missing_directory(&self) -> bool {
+        matches!(self, PidLockError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
             PidLockError::Held(_) => "LOCK_HELD",
@@ -206,15 +211,16 @@ impl PidLock {
     /// One attempt: takes the lock if it is free or stale, otherwise [`PidLockError::Held`].
     /// Creates the parent directory if missing. Never blocks on another process.
     pub fn try_acquire(path: &Path) -> Result<PidLock, PidLockError> {
-        PidLock::try_acquire_with_mode(path, 0o644)
-    }
-
-    /// [`try_acquire`](Self::try_acquire), creating the lock file with permission bits `mode`
-    /// (the registry's spawn locks are 0600).
-    pub fn try_acquire_with_mode(path: &Path, mode: u32) -> Result<PidLock, PidLockError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             fs::create_dir_all(parent).map_err(io_err("create the directory of", path))?;
         }
+        PidLock::try_acquire_with_mode(path, 0o644)
+    }
+
+    /// [`try_acquire`](Self::try_acquire) with the lock file's permission bits (the registry's
+    /// spawn locks are 0600), in a directory that must already exist: the registry creates its
+    /// directory with its own permissions, and a runner must not re-create one that was removed.
+    pub fn try_acquire_with_mode(path: &Path, mode: u32) -> Result<PidLock, PidLockError> {
         let me = ProcessIdentity::current();
         let temp = TempFile::write(path, me.to_record().as_bytes(), mode)?;
         // A few rounds cover a holder file that vanishes or changes between our steps.
@@ -254,6 +260,9 @@ impl PidLock {
         policy: &RetryPolicy,
         cancel: &CancelToken,
     ) -> Result<PidLock, PidLockError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(parent).map_err(io_err("create the directory of", path))?;
+        }
         PidLock::acquire_with_mode(path, 0o644, policy, cancel).await
     }
 

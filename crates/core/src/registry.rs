@@ -404,6 +404,18 @@ impl Registry {
         Ok(judge_record(key, &text))
     }
 
+    /// Removes the private files (temp config dir, key file) a record names, if its serve and
+    /// runner are both provably dead — before a new record replaces it and the path is lost.
+    /// Returns the directory removed.
+    pub fn clear_dead_serve_files(&self, record: &ServeRecord) -> Option<PathBuf> {
+        let dead = |l: Liveness| l.is_provably_dead() || l == Liveness::Invalid;
+        if !dead(record.serve_identity().liveness()) || !dead(record.runner_identity().liveness()) {
+            return None;
+        }
+        let dir = owned_temp_config_dir(&record.config_path)?;
+        fs::remove_dir_all(&dir).ok().map(|()| dir)
+    }
+
     /// Removes the record file (the runner's cleanup). Missing is fine.
     pub fn remove_record(&self, key: &str) -> Result<(), RegistryError> {
         remove_file_if_present(&self.record_path(key))
@@ -415,14 +427,14 @@ impl Registry {
         Ok(PidLock::try_acquire_with_mode(&self.lock_path(key), 0o600)?)
     }
 
-    /// Waits for the spawn lock under `policy`.
+    /// Waits for the spawn lock under `policy`. Does not create the directory: a runner whose
+    /// registry was removed gets an error rather than a re-created directory.
     pub async fn spawn_lock(
         &self,
         key: &str,
         policy: &RetryPolicy,
         cancel: &CancelToken,
     ) -> Result<PidLock, RegistryError> {
-        self.ensure_dir()?;
         Ok(PidLock::acquire_with_mode(&self.lock_path(key), 0o600, policy, cancel).await?)
     }
 

@@ -21,7 +21,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::consumer_watch::ConsumerWatch;
 use crate::process::ProcessIdentity;
-use crate::registry::{RecordState, Registry, ServeRecord, StartFailure};
+use crate::registry::{RecordState, Registry, RegistryError, ServeRecord, StartFailure};
 use crate::retry::{CancelToken, RetryPolicy};
 use crate::supervisor::{NotReady, Readiness, Supervised, SupervisorSpec};
 
@@ -394,9 +394,9 @@ pub async fn run(params: RunnerParams) -> RunnerExit {
             return RunnerExit::StartFailed;
         }
     };
-    // Belt and braces for I1: never publish over another live runner's serve.
-    if let Ok(RecordState::Trusted(other)) = registry.read_record(&key) {
-        if other.runner_pid != std::process::id() as i32 {
+    match registry.read_record(&key) {
+        // Belt and braces for I1: never publish over another live runner's serve.
+        Ok(RecordState::Trusted(other)) if other.runner_pid != std::process::id() as i32 => {
             tracing::warn!(
                 other_runner = other.runner_pid,
                 "another runner already serves this fleet; stopping ours"
@@ -405,6 +405,14 @@ pub async fn run(params: RunnerParams) -> RunnerExit {
             drop(handed_over);
             return RunnerExit::Duplicate;
         }
+        // A dead serve's record (its runner was SIGKILLed): its key file and config go before
+        // our record replaces the only pointer to them.
+        Ok(RecordState::Untrusted(old, _)) => {
+            if let Some(dir) = registry.clear_dead_serve_files(&old) {
+                tracing::info!(dir = %dir.display(), "removed a dead serve's private files");
+            }
+        }
+        _ => {}
     }
     let me = ProcessIdentity::current();
     let record = ServeRecord {
@@ -516,6 +524,11 @@ async fn try_reap(registry: &Registry, key: &str, record: &ServeRecord) -> bool 
     };
     let lock = match lock {
         Ok(lock) => lock,
+        Err(RegistryError::Lock(err)) if err.is_missing_directory() => {
+            // The registry was removed under us: nobody can attach any more; stop.
+            tracing::warn!("the registry directory is gone; reaping");
+            return true;
+        }
         Err(err) => {
             tracing::info!(%err, "idle deadline reached but the spawn lock is busy; re-checking");
             return false;
