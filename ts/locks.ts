@@ -1,6 +1,7 @@
 import { withSignal } from './cancel.js';
 import './exit.js';
 import { InvalidOptionError, abortError, fromNative } from './errors.js';
+import { checkedRetryOptions } from './retry.js';
 import * as native from './native.js';
 import type { LockOutcome } from './native.js';
 
@@ -42,18 +43,6 @@ function checkPath(path: unknown): string {
   return path;
 }
 
-function waitOptions(wait: WaitOptions): native.RetryOptions {
-  const options: native.RetryOptions = {
-    attempts: wait.attempts,
-    baseDelayMs: wait.baseDelayMs,
-    maxDelayMs: wait.maxDelayMs,
-    deadlineMs: wait.deadlineMs,
-    jitter: wait.jitter
-  };
-  const invalid = native.checkRetryOptions(options);
-  if (invalid) throw fromNative(invalid);
-  return options;
-}
 
 function handleOf(outcome: LockOutcome): number | null {
   if (outcome.error) throw fromNative(outcome.error);
@@ -103,7 +92,7 @@ export class PidLock extends HeldLock {
       if (options.signal?.aborted) throw abortError(`acquiring ${lockPath} was aborted`);
       return new PidLock(lockPath, handleOf(native.pidLockTryAcquire(lockPath)) as number);
     }
-    const retry = waitOptions(wait);
+    const retry = checkedRetryOptions(wait);
     const outcome = await withSignal(options.signal, `waiting for lock ${lockPath}`, (token) =>
       native.pidLockAcquire(lockPath, retry, token)
     );
@@ -144,7 +133,7 @@ export class FileLock extends HeldLock {
   static async acquire(path: string, options: FileLockAcquireOptions = {}): Promise<FileLock> {
     const lockPath = checkPath(path);
     const shared = options.shared === true;
-    const retry = waitOptions(options);
+    const retry = checkedRetryOptions(options);
     const outcome = await withSignal(options.signal, `waiting for lock ${lockPath}`, (token) =>
       native.fileLockAcquire(lockPath, shared, retry, token)
     );

@@ -10,6 +10,20 @@ export interface RetryOptions extends WaitOptions {
   retryIf?: (error: unknown, attempt: number) => boolean;
 }
 
+/** The backoff bounds as the native policy takes them; throws INVALID_OPTION for bad values. */
+export function checkedRetryOptions(wait: WaitOptions): native.RetryOptions {
+  const options: native.RetryOptions = {
+    attempts: wait.attempts,
+    baseDelayMs: wait.baseDelayMs,
+    maxDelayMs: wait.maxDelayMs,
+    deadlineMs: wait.deadlineMs,
+    jitter: wait.jitter
+  };
+  const invalid = native.checkRetryOptions(options);
+  if (invalid) throw fromNative(invalid);
+  return options;
+}
+
 /**
  * Calls `fn` until it resolves, under the same backoff policy the native code uses (attempts,
  * base delay doubling to a cap, jitter, deadline). Waits on timers, never blocking the event
@@ -19,15 +33,7 @@ export async function retry<T>(
   fn: (attempt: number, signal: AbortSignal | undefined) => T | Promise<T>,
   options: RetryOptions = {}
 ): Promise<T> {
-  const policy: native.RetryOptions = {
-    attempts: options.attempts,
-    baseDelayMs: options.baseDelayMs,
-    maxDelayMs: options.maxDelayMs,
-    deadlineMs: options.deadlineMs,
-    jitter: options.jitter
-  };
-  const invalid = native.checkRetryOptions(policy);
-  if (invalid) throw fromNative(invalid);
+  const policy = checkedRetryOptions(options);
   const { signal, retryIf } = options;
   const backoff = new native.NativeBackoff(policy);
   for (;;) {

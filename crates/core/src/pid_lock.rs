@@ -211,9 +211,7 @@ impl PidLock {
     /// One attempt: takes the lock if it is free or stale, otherwise [`PidLockError::Held`].
     /// Creates the parent directory if missing. Never blocks on another process.
     pub fn try_acquire(path: &Path) -> Result<PidLock, PidLockError> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs::create_dir_all(parent).map_err(io_err("create the directory of", path))?;
-        }
+        create_parent_dir(path)?;
         PidLock::try_acquire_with_mode(path, 0o644)
     }
 
@@ -260,9 +258,7 @@ impl PidLock {
         policy: &RetryPolicy,
         cancel: &CancelToken,
     ) -> Result<PidLock, PidLockError> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs::create_dir_all(parent).map_err(io_err("create the directory of", path))?;
-        }
+        create_parent_dir(path)?;
         PidLock::acquire_with_mode(path, 0o644, policy, cancel).await
     }
 
@@ -394,6 +390,14 @@ impl PidLock {
 impl Drop for PidLock {
     fn drop(&mut self) {
         let _ = self.release();
+    }
+}
+
+/// `mkdir -p` of the lock's directory, for the public entry points (the registry makes its own).
+fn create_parent_dir(path: &Path) -> Result<(), PidLockError> {
+    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => fs::create_dir_all(parent).map_err(io_err("create the directory of", path)),
+        None => Ok(()),
     }
 }
 

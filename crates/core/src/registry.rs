@@ -117,6 +117,13 @@ impl ServeRecord {
         self.identity(self.runner_pid, self.runner_start_time)
     }
 
+    /// Both its serve and its runner are provably gone (or were never valid pids): nothing
+    /// the record names can still be running.
+    pub fn is_gone(&self) -> bool {
+        let gone = |l: Liveness| l.is_provably_dead() || l == Liveness::Invalid;
+        gone(self.serve_identity().liveness()) && gone(self.runner_identity().liveness())
+    }
+
     fn identity(&self, pid: i32, start_time: Option<u64>) -> ProcessIdentity {
         ProcessIdentity {
             pid,
@@ -408,8 +415,7 @@ impl Registry {
     /// runner are both provably dead — before a new record replaces it and the path is lost.
     /// Returns the directory removed.
     pub fn clear_dead_serve_files(&self, record: &ServeRecord) -> Option<PathBuf> {
-        let dead = |l: Liveness| l.is_provably_dead() || l == Liveness::Invalid;
-        if !dead(record.serve_identity().liveness()) || !dead(record.runner_identity().liveness()) {
+        if !record.is_gone() {
             return None;
         }
         let dir = owned_temp_config_dir(&record.config_path)?;
@@ -609,10 +615,7 @@ impl Registry {
                 RecordState::Missing | RecordState::Trusted(_) => {}
                 RecordState::Corrupt(_) => report.corrupt.push(path),
                 RecordState::Untrusted(record, _) => {
-                    let serve = record.serve_identity().liveness();
-                    let runner = record.runner_identity().liveness();
-                    let gone = |l: Liveness| l.is_provably_dead() || l == Liveness::Invalid;
-                    if gone(serve) && gone(runner) && record.fleet_key == key {
+                    if record.is_gone() && record.fleet_key == key {
                         remove_file(&path)?;
                         report.removed.push(path);
                         if let Some(config_dir) = owned_temp_config_dir(&record.config_path) {
