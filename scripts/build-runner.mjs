@@ -1,13 +1,15 @@
-// Builds the `qvac-managed` binary (runner + CLI) for this machine and puts it in the platform
-// package directory beside the .node file (npm/<platform>/), where the library finds it.
+// Builds the `qvac-managed` binary (runner + CLI) for this machine (or `--target <triple>`, as the
+// release workflow does) and puts it in the platform package directory npm/<platform>/, where the
+// library finds it in a checkout and from where the platform package is packed.
 import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, renameSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const host = spawnSync('rustc', ['-vV'], { encoding: 'utf8' }).stdout.match(/^host: (.+)$/m)?.[1];
-if (!host) throw new Error('cannot tell the Rust host triple (`rustc -vV`)');
+const targetFlag = process.argv.indexOf('--target');
+const host = targetFlag > 0 ? process.argv[targetFlag + 1] : spawnSync('rustc', ['-vV'], { encoding: 'utf8' }).stdout?.match(/^host: (.+)$/m)?.[1];
+if (!host) throw new Error('cannot tell the Rust host triple (`rustc -vV`); pass --target <triple>');
 // Same --target as `napi build --platform`, so both share one target directory and one build of core.
 const cargo = spawnSync('cargo', ['build', '--release', '-p', 'qvac-managed-cli', '--target', host], { cwd: root, stdio: 'inherit' });
 if (cargo.status !== 0) process.exit(cargo.status ?? 1);

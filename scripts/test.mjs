@@ -1,7 +1,8 @@
 // Runs every test: static checks, core unit tests (cargo), then the same node:test files under
-// the machine's Node (20+), Node 22 (devDependency) and Bun (devDependency).
+// the machine's Node (20+), Node 22 (devDependency) and Bun (devDependency), the fault suite, and
+// the installed-package suite (pack, install the tarballs without Rust, test there).
 // Usage: npm test            (everything)
-//        npm test -- --only=node20,bun   (a subset: check, cargo, node20, node22, bun, faults)
+//        npm test -- --only=node20,bun   (a subset: check, cargo, node20, node22, bun, faults, installed)
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -24,7 +25,9 @@ const steps = [
   ['node22', bin('node'), ['--test', '--test-concurrency=1', ...testFiles]],
   ['bun', bin('bun'), ['test', '--timeout', '60000', ...testFiles.map((f) => `./${f}`)]],
   // The fault-injection suite (real signals, real processes) runs once, under the machine's Node.
-  ['faults', machineNode, ['--test', '--test-concurrency=1', 'faults/']]
+  ['faults', machineNode, ['--test', '--test-concurrency=1', 'faults/']],
+  // The package as users get it: tarballs from `npm run pack:local`, installed with no Rust on PATH.
+  ['installed', machineNode, [join('scripts', 'test-installed.mjs')]]
 ].filter(([name]) => !only || only.includes(name));
 
 if (!existsSync(join(root, 'dist', 'index.js'))) {

@@ -13,7 +13,8 @@ export {
   LockHeldError,
   LockTimeoutError,
   LockIoError,
-  RetryExhaustedError
+  RetryExhaustedError,
+  NativeBinaryMissingError
 } from './errors.js';
 export { validateManagedOptions, synthesizeServeConfig, computeFleetKey } from './managed-options.js';
 export type { ManagedModel, ManagedOptions, ServeConfig, ValidatedManagedOptions } from './managed-options.js';
@@ -33,6 +34,8 @@ export {
   PortAllocationFailedError
 } from './errors.js';
 export { ensureServe, ManagedServe, resolveRunnerPath } from './serve.js';
+export { resolveRunner, platformId, platformPackageName, asarUnpackedPath } from './platform.js';
+export type { HostFacts, RunnerLookup } from './platform.js';
 export type { AttachOptions } from './serve.js';
 export { spawnSupervised, SupervisedStartError } from './supervisor.js';
 export type { SpawnSupervisedOptions, SupervisedExit, SupervisedProcess } from './supervisor.js';

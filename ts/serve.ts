@@ -1,46 +1,16 @@
-import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 
 import { encodeValue } from './encode.js';
 import './exit.js';
-import { QvacError, fromNative } from './errors.js';
+import { fromNative } from './errors.js';
 import type { ManagedOptions } from './managed-options.js';
 import * as native from './native.js';
+import { resolveRunner } from './platform.js';
 
-/** Where the platform's `qvac-managed` binary is, or why not. */
+/** Where the platform's `qvac-managed` binary is, or NATIVE_BINARY_MISSING (see `resolveRunner`). */
 export function resolveRunnerPath(): string {
-  const override = process.env['QVAC_MANAGED_RUNNER'];
-  if (override) {
-    if (!existsSync(override)) {
-      throw new QvacError('RUNNER_NOT_FOUND', `QVAC_MANAGED_RUNNER points at ${override}, which does not exist.`);
-    }
-    return override;
-  }
-  const exe = process.platform === 'win32' ? 'qvac-managed.exe' : 'qvac-managed';
-  const dir = platformPackageDir();
-  const candidates: string[] = [];
-  try {
-    // The published layout: the optional per-platform package holds the binary.
-    candidates.push(createRequire(import.meta.url).resolve(`qvac-managed-${dir}/${exe}`));
-  } catch {
-    // not installed as a package: fall through to the repository layout
-  }
-  candidates.push(join(dirname(fileURLToPath(import.meta.url)), '..', 'npm', dir, exe));
-  const found = candidates.find((c) => existsSync(c));
-  if (found) return found;
-  throw new QvacError(
-    'RUNNER_NOT_FOUND',
-    `The qvac-managed runner for ${dir} is missing (looked in ${candidates.join(', ')}). ` +
-      'Reinstall the package (npm install), build it from a clone (npm run build), or set QVAC_MANAGED_RUNNER.'
-  );
-}
-
-function platformPackageDir(): string {
-  const abi = process.platform === 'linux' ? '-gnu' : process.platform === 'win32' ? '-msvc' : '';
-  return `${process.platform}-${process.arch}${abi}`;
+  return resolveRunner();
 }
 
 /** Extra knobs for attaching, mostly for tests and tools. */

@@ -1,0 +1,185 @@
+// Where this platform's native parts are: the addon (`.node`) and the `qvac-managed` binary,
+// from an env override, the per-platform npm package, or a source checkout. Loads nothing native,
+// so the CLI shim and the addon pre-check can use it cheaply.
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { NativeBinaryMissingError } from './errors.js';
+
+/** The package root (the directory holding package.json), from dist/ or ts/. */
+const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+interface PackageFacts {
+  name: string;
+  version: string;
+  /** `<os>-<arch>[-<abi>]` of every platform package the main package depends on. */
+  supported: string[];
+}
+
+let facts: PackageFacts | undefined;
+function packageFacts(): PackageFacts {
+  if (facts) return facts;
+  const pkg = JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as {
+    name: string;
+    version: string;
+    optionalDependencies?: Record<string, string>;
+  };
+  const prefix = `${pkg.name}-`;
+  const supported = Object.keys(pkg.optionalDependencies ?? {})
+    .filter((dep) => dep.startsWith(prefix))
+    .map((dep) => dep.slice(prefix.length));
+  facts = { name: pkg.name, version: pkg.version, supported };
+  return facts;
+}
+
+/** What decides which platform package applies; defaults to this process. */
+export interface HostFacts {
+  platform?: NodeJS.Platform;
+  arch?: string;
+  /** Linux only: is the C library musl? Default: detected as napi-rs's generated loader does. */
+  musl?: boolean;
+}
+
+/**
+ * The platform id used in package and file names (`linux-x64-gnu`, `linux-x64-musl`,
+ * `darwin-arm64`, `win32-x64-msvc`), as napi-rs names them.
+ */
+export function platformId(host: HostFacts = {}): string {
+  const platform = host.platform ?? process.platform;
+  const arch = host.arch ?? process.arch;
+  if (platform === 'linux') return `linux-${arch}-${(host.musl ?? isMusl()) ? 'musl' : 'gnu'}`;
+  if (platform === 'win32') return `win32-${arch}-msvc`;
+  return `${platform}-${arch}`;
+}
+
+let muslCache: boolean | undefined;
+/** musl or glibc, in the order napi-rs's generated `index.js` asks: ldd's text, the process report, `ldd --version`. */
+export function isMusl(): boolean {
+  if (process.platform !== 'linux') return false;
+  if (muslCache !== undefined) return muslCache;
+  muslCache = muslFromFilesystem() ?? muslFromReport() ?? muslFromChildProcess();
+  return muslCache;
+}
+
+function muslFromFilesystem(): boolean | null {
+  try {
+    return readFileSync('/usr/bin/ldd', 'utf8').includes('musl');
+  } catch {
+    return null;
+  }
+}
+
+function muslFromReport(): boolean | null {
+  const report = process.report?.getReport?.() as
+    | { header?: { glibcVersionRuntime?: string }; sharedObjects?: string[] }
+    | undefined;
+  if (!report) return null;
+  if (report.header?.glibcVersionRuntime) return false;
+  return (report.sharedObjects ?? []).some((f) => f.includes('libc.musl-') || f.includes('ld-musl-'));
+}
+
+function muslFromChildProcess(): boolean {
+  try {
+    const { execSync } = createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
+    return execSync('ldd --version', { encoding: 'utf8' }).includes('musl');
+  } catch {
+    return false;
+  }
+}
+
+/** The per-platform package's name, e.g. `qvac-managed-linux-x64-gnu`. */
+export function platformPackageName(id: string = platformId()): string {
+  return `${packageFacts().name}-${id}`;
+}
+
+/**
+ * Electron: files inside `app.asar` cannot be executed; electron-builder's `asarUnpack` puts
+ * them beside it in `app.asar.unpacked`, at the same relative path.
+ */
+export function asarUnpackedPath(path: string): string {
+  const packed = `${sep}app.asar${sep}`;
+  const index = path.indexOf(packed);
+  if (index < 0) return path;
+  return `${path.slice(0, index)}${sep}app.asar.unpacked${sep}${path.slice(index + packed.length)}`;
+}
+
+/** Where to look, for tests and tools; defaults to this process and this installed package. */
+export interface RunnerLookup extends HostFacts {
+  /** Environment to read `QVAC_MANAGED_RUNNER` from (default `process.env`). */
+  env?: Record<string, string | undefined>;
+  /** The package root the lookup starts from (default: this package's root). */
+  root?: string;
+}
+
+/**
+ * The `qvac-managed` binary (runner and CLI) for this platform: `QVAC_MANAGED_RUNNER`, else the
+ * platform package `qvac-managed-<platform>` (found by resolving its package.json from this
+ * package), else `npm/<platform>/` of a source checkout. A path inside `app.asar` is mapped to
+ * `app.asar.unpacked`. Throws `NativeBinaryMissingError` (NATIVE_BINARY_MISSING) naming the
+ * platform, the package looked for and the fix.
+ */
+export function resolveRunner(lookup: RunnerLookup = {}): string {
+  const env = lookup.env ?? process.env;
+  const root = lookup.root ?? packageRoot;
+  const override = env['QVAC_MANAGED_RUNNER'];
+  if (override) {
+    if (!existsSync(override)) {
+      throw new NativeBinaryMissingError(
+        `QVAC_MANAGED_RUNNER points at ${override}, which does not exist. Point it at a qvac-managed binary, or unset it to use the one from the platform package.`,
+        { platform: platformId(lookup), packageName: platformPackageName(platformId(lookup)), supported: packageFacts().supported }
+      );
+    }
+    return asarUnpackedPath(override);
+  }
+  const id = platformId(lookup);
+  const exe = (lookup.platform ?? process.platform) === 'win32' ? 'qvac-managed.exe' : 'qvac-managed';
+  const packageName = platformPackageName(id);
+  const looked: string[] = [];
+  const packageDir = resolvePackageDir(packageName, root);
+  if (packageDir) looked.push(join(packageDir, exe));
+  // A source checkout (npm/ is not in the published package).
+  if (existsSync(join(root, 'npm'))) looked.push(join(root, 'npm', id, exe));
+  const candidates = looked.map(asarUnpackedPath);
+  const found = candidates.find((candidate) => existsSync(candidate));
+  if (found) return found;
+  throw missing(id, packageName, 'the qvac-managed binary', candidates);
+}
+
+/**
+ * Throws NATIVE_BINARY_MISSING unless the addon napi-rs's loader would look for is there: the
+ * checkout's `qvac-managed.<platform>.node` or the platform package. Run before the loader, so a
+ * user gets the fix instead of "Cannot find native binding". A present but broken addon is left
+ * to the loader, whose error names the cause.
+ */
+export function assertAddonInstalled(lookup: RunnerLookup = {}): void {
+  const env = lookup.env ?? process.env;
+  if (env['NAPI_RS_NATIVE_LIBRARY_PATH']) return;
+  const root = lookup.root ?? packageRoot;
+  const id = platformId(lookup);
+  const packageName = platformPackageName(id);
+  if (existsSync(join(root, `qvac-managed.${id}.node`))) return;
+  if (resolvePackageDir(packageName, root)) return;
+  throw missing(id, packageName, 'the native addon');
+}
+
+function resolvePackageDir(packageName: string, root: string): string | null {
+  try {
+    return dirname(createRequire(join(root, 'package.json')).resolve(`${packageName}/package.json`));
+  } catch {
+    return null;
+  }
+}
+
+function missing(id: string, packageName: string, what: string, looked: string[] = []): NativeBinaryMissingError {
+  const { name, version, supported } = packageFacts();
+  const fix = supported.includes(id)
+    ? `Install it with \`npm install ${packageName}@${version}\` (or reinstall ${name} without --omit=optional / --no-optional: npm installs the package for your platform as an optional dependency).`
+    : `${name} ships no prebuilt binary for ${id}; build it from source (git clone, then \`npm install\`, which needs Rust) and set QVAC_MANAGED_RUNNER and NAPI_RS_NATIVE_LIBRARY_PATH to what it built.`;
+  return new NativeBinaryMissingError(
+    `${name}: ${what} for ${id} is missing: the package ${packageName} is not installed` +
+      `${looked.length ? ` (looked in ${looked.join(', ')})` : ''}. Supported platforms: ${supported.join(', ')}. ${fix}`,
+    { platform: id, packageName, supported }
+  );
+}
