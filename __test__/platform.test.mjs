@@ -1,5 +1,6 @@
 // Where the native parts are found (dist/platform.js): env override, platform package, source
 // checkout, Electron's app.asar.unpacked, musl; and NATIVE_BINARY_MISSING when nothing is there.
+// (dist/platform.cjs is CommonJS so the CLI shim can load it cheaply.)
 // Each layout is built for real in a temp directory.
 import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -7,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { asarUnpackedPath, assertAddonInstalled, isMusl, platformId, resolveRunner } from '../dist/platform.js';
+import { asarUnpackedPath, assertAddonInstalled, isMusl, platformId, resolveRunner } from '../dist/platform.cjs';
 import { tempDir } from './helpers.mjs';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -125,12 +126,12 @@ test('the CLI shim loads only the binary lookup: never the addon or the rest of 
     if (seen.has(path)) return;
     seen.add(path);
     const source = readFileSync(path, 'utf8');
-    for (const [, spec] of source.matchAll(/(?:import|from)\s*(?:\(\s*)?['"]([^'"]+)['"]/g)) {
+    for (const [, spec] of source.matchAll(/(?:import|from|require)\s*(?:\(\s*)?['"]([^'"]+)['"]/g)) {
       if (spec.startsWith('.')) visit(join(dirname(path), spec));
       else assert.match(spec, /^node:/, `${path} imports ${spec}`);
     }
   };
-  visit(join(repo, 'bin', 'qvac-managed.mjs'));
+  visit(join(repo, 'bin', 'qvac-managed.cjs'));
   const loaded = [...seen].map((p) => p.slice(repo.length + 1)).sort();
-  assert.deepEqual(loaded, ['bin/qvac-managed.mjs', 'dist/errors.js', 'dist/platform.js']);
+  assert.deepEqual(loaded, ['bin/qvac-managed.cjs', 'dist/error-base.cjs', 'dist/platform.cjs']);
 });

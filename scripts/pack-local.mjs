@@ -28,7 +28,7 @@ if (!process.argv.includes('--no-build')) {
 }
 
 // The host's platform id and target triple, as `napi build --platform` named the .node it wrote.
-const { platformId } = await import(join(root, 'dist', 'platform.js'));
+const { platformId } = await import(join(root, 'dist', 'platform.cjs'));
 const id = platformId();
 const triple = spawnSync('rustc', ['-vV'], { encoding: 'utf8' }).stdout?.match(/^host: (.+)$/m)?.[1];
 if (!triple || !pkg.napi.targets.includes(triple)) {
@@ -71,7 +71,7 @@ for (const dir of [platformDir, mainStage]) {
     for (const want of [nodeFile, exe]) if (!files.has(want)) throw new Error(`${packed.filename} lacks ${want}`);
     if (!(files.get(exe).mode & 0o111)) throw new Error(`${packed.filename}: ${exe} lost its run bit`);
   } else {
-    for (const want of ['dist/index.js', 'dist/platform.js', 'bin/qvac-managed.mjs', 'index.js', 'index.d.ts']) {
+    for (const want of ['dist/index.js', 'dist/platform.cjs', 'bin/qvac-managed.cjs', 'index.js', 'index.d.ts']) {
       if (!files.has(want)) throw new Error(`${packed.filename} lacks ${want}`);
     }
   }

@@ -1,31 +1,7 @@
+import { QvacError } from './error-base.cjs';
 import type { NativeError } from './native.js';
 
-/** Base of every error this package throws; `code` is stable, `message` says what to do. */
-export class QvacError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = new.target.name;
-    this.code = code;
-  }
-}
-
-/**
- * The platform's native parts (the addon or the `qvac-managed` binary) are not installed: the
- * per-platform package is missing (`--omit=optional`) or this platform has none. The message names
- * the platform, the package looked for, the supported list and the command that fixes it.
- */
-export class NativeBinaryMissingError extends QvacError {
-  readonly platform: string;
-  readonly packageName: string;
-  readonly supported: string[];
-  constructor(message: string, facts: { platform: string; packageName: string; supported: string[] }) {
-    super('NATIVE_BINARY_MISSING', message);
-    this.platform = facts.platform;
-    this.packageName = facts.packageName;
-    this.supported = facts.supported;
-  }
-}
+export { QvacError, NativeBinaryMissingError } from './error-base.cjs';
 
 /**
  * Base of the managed-mode errors, named and coded as in `@qvac/ai-sdk-provider@0.7.0`, so

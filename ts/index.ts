@@ -34,8 +34,8 @@ export {
   PortAllocationFailedError
 } from './errors.js';
 export { ensureServe, ManagedServe, resolveRunnerPath } from './serve.js';
-export { resolveRunner, platformId, platformPackageName, asarUnpackedPath } from './platform.js';
-export type { HostFacts, RunnerLookup } from './platform.js';
+export { resolveRunner, platformId, platformPackageName, asarUnpackedPath } from './platform.cjs';
+export type { HostFacts, RunnerLookup } from './platform.cjs';
 export type { AttachOptions } from './serve.js';
 export { spawnSupervised, SupervisedStartError } from './supervisor.js';
 export type { SpawnSupervisedOptions, SupervisedExit, SupervisedProcess } from './supervisor.js';

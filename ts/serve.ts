@@ -6,7 +6,7 @@ import './exit.js';
 import { fromNative } from './errors.js';
 import type { ManagedOptions } from './managed-options.js';
 import * as native from './native.js';
-import { resolveRunner } from './platform.js';
+import { resolveRunner } from './platform.cjs';
 
 /** Where the platform's `qvac-managed` binary is, or NATIVE_BINARY_MISSING (see `resolveRunner`). */
 export function resolveRunnerPath(): string {

@@ -1,15 +1,15 @@
 // Where this platform's native parts are: the addon (`.node`) and the `qvac-managed` binary,
-// from an env override, the per-platform npm package, or a source checkout. Loads nothing native,
-// so the CLI shim and the addon pre-check can use it cheaply.
+// from an env override, the per-platform npm package, or a source checkout. Loads nothing native
+// and is CommonJS, so the CLI shim (bin/qvac-managed.cjs) and the addon pre-check use it cheaply.
+import { execSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, sep } from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-import { NativeBinaryMissingError } from './errors.js';
+import { NativeBinaryMissingError } from './error-base.cjs';
 
-/** The package root (the directory holding package.json), from dist/ or ts/. */
-const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+/** The package root (the directory holding package.json), from dist/. */
+const packageRoot = join(__dirname, '..');
 
 interface PackageFacts {
   name: string;
@@ -82,7 +82,6 @@ function muslFromReport(): boolean | null {
 
 function muslFromChildProcess(): boolean {
   try {
-    const { execSync } = createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
     return execSync('ldd --version', { encoding: 'utf8' }).includes('musl');
   } catch {
     return false;

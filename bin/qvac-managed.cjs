@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 // `qvac-managed` on the PATH of npm users: runs the platform's native binary with the same
-// arguments, stdio and exit status. It loads only the binary lookup (dist/platform.js), never the
-// addon or the rest of the TS layer, so `qvac-managed ps` costs little more than Node's start-up.
-import { spawnSync } from 'node:child_process';
-import { resolveRunner } from '../dist/platform.js';
+// arguments, stdio and exit status. CommonJS, and it loads only the binary lookup
+// (dist/platform.cjs), never the addon or the rest of the library, so `qvac-managed ps` costs
+// little more than Node's own start-up.
+'use strict';
+const { spawnSync } = require('node:child_process');
+const { resolveRunner } = require('../dist/platform.cjs');
 
 let binary;
 try {
