@@ -29,7 +29,8 @@ export declare class NativeSupervised {
   /** Spawns; throws if the command cannot be started (call `checkSupervisedOptions` first). */
   static spawn(options: SupervisedOptions): NativeSupervised
   get pid(): number
-  ready(): Promise<ReadyOutcome>
+  /** Resolves `null` once the child is ready, or how it ended if it never became ready. */
+  ready(): Promise<NativeExitReport | null>
   exited(): Promise<NativeExitReport>
   /**
    * SIGTERM to the group, SIGKILL after `graceMs` (default: the spawn option), resolves when
@@ -85,13 +86,12 @@ export interface ConfigOutcome {
 }
 
 export interface ConsumerOutcome {
-  handle?: number
-  id?: string
+  consumer?: NativeConsumer
   error?: NativeError
 }
 
 export interface ConsumersOutcome {
-  pids: Array<number>
+  pids?: Array<number>
   error?: NativeError
 }
 
@@ -132,7 +132,7 @@ export declare function fileLockAcquire(path: string, shared: boolean | undefine
 export declare function fileLockTryAcquire(path: string, shared?: boolean | undefined | null): LockOutcome
 
 export interface InspectOutcome {
-  inspection?: LockInspection
+  inspection?: LockInspection | undefined | null
   error?: NativeError
 }
 
@@ -154,12 +154,19 @@ export interface LockInspection {
 }
 
 /**
- * A lock attempt: `handle` when acquired, `error` when it failed, neither when a non-blocking
- * try found the lock taken.
+ * r" A lock attempt: `handle` when acquired, `error` when it failed, neither when a
+ * r" non-blocking try found the lock taken.
  */
 export interface LockOutcome {
   handle?: number
   error?: NativeError
+}
+
+export interface NativeConsumer {
+  /** Released with `releaseLock(handle)` (or at exit). */
+  handle: number
+  /** The marker's name, `<pid>.<8 hex>`. */
+  id: string
 }
 
 /** An error as the TS layer receives it; `code` picks the JS class. */
@@ -190,10 +197,25 @@ export interface NativeExitReport {
   outputTail: string
 }
 
+export interface NativeRecordRead {
+  /** 'missing' | 'corrupt' | 'untrusted' | 'trusted' */
+  state: string
+  reason?: string
+  recordJson?: string
+}
+
 export interface NativeStartFailure {
   code: string
   message: string
   outputTail: string
+  exitCode?: number
+  signal?: string
+}
+
+export interface NativeSweepReport {
+  removed: Array<string>
+  keptUntrusted: Array<string>
+  corrupt: Array<string>
 }
 
 export interface OptionsOutcome {
@@ -207,17 +229,8 @@ export declare function pidLockInspect(path: string): InspectOutcome
 
 export declare function pidLockTryAcquire(path: string): LockOutcome
 
-export interface ReadyOutcome {
-  ready: boolean
-  /** When not ready: how the child ended. */
-  exit?: NativeExitReport
-}
-
 export interface RecordOutcome {
-  /** 'missing' | 'corrupt' | 'untrusted' | 'trusted' */
-  state: string
-  reason?: string
-  recordJson?: string
+  read?: NativeRecordRead
   error?: NativeError
 }
 
@@ -272,7 +285,7 @@ export interface ServeEntry {
 }
 
 export interface StartFailureOutcome {
-  failure?: NativeStartFailure
+  failure?: NativeStartFailure | undefined | null
   error?: NativeError
 }
 
@@ -294,9 +307,7 @@ export interface SupervisedOptions {
 }
 
 export interface SweepOutcome {
-  removed: Array<string>
-  keptUntrusted: Array<string>
-  corrupt: Array<string>
+  report?: NativeSweepReport
   error?: NativeError
 }
 

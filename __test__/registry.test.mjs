@@ -117,10 +117,17 @@ describe('ManagedRegistry', () => {
     assert.equal(existsSync(markerPath), false);
   });
 
-  test('start failures keep code, message and output; upstream text reads as SERVE_SPAWN_FAILED', (t) => {
+  test('start failures keep code, message, exit status and output; upstream text reads as SERVE_SPAWN_FAILED', (t) => {
     const { registry } = freshRegistry(t);
-    registry.writeStartFailure(KEY, { code: 'SERVE_EXITED', message: 'qvac serve exited before becoming healthy (code=3, signal=null).', outputTail: 'error: bad model\n' });
-    assert.deepEqual({ ...registry.readStartFailure(KEY) }, { code: 'SERVE_EXITED', message: 'qvac serve exited before becoming healthy (code=3, signal=null).', outputTail: 'error: bad model\n' });
+    const exited = { code: 'SERVE_EXITED', message: 'qvac serve exited before becoming healthy (code=3, signal=null).', outputTail: 'error: bad model\n', exitCode: 3, signal: null };
+    registry.writeStartFailure(KEY, exited);
+    assert.deepEqual({ ...registry.readStartFailure(KEY) }, exited);
+    const killed = { code: 'SERVE_EXITED', message: 'qvac serve exited before becoming healthy (code=null, signal=SIGKILL).', outputTail: '', exitCode: null, signal: 'SIGKILL' };
+    registry.writeStartFailure(KEY, killed);
+    assert.deepEqual({ ...registry.readStartFailure(KEY) }, killed);
+    // Without an exit status (as other codes are written): both null.
+    registry.writeStartFailure(KEY, { code: 'CLI_NOT_FOUND', message: 'no qvac', outputTail: '' });
+    assert.deepEqual({ ...registry.readStartFailure(KEY) }, { code: 'CLI_NOT_FOUND', message: 'no qvac', outputTail: '', exitCode: null, signal: null });
     writeFileSync(join(registry.dir, `${KEY}.error`), 'spawn qvac ENOENT');
     assert.equal(registry.readStartFailure(KEY).code, 'SERVE_SPAWN_FAILED');
     assert.equal(registry.readStartFailure('0000000000000000'), null);

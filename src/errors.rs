@@ -32,6 +32,16 @@ pub struct NativeError {
     pub signal: Option<String>,
 }
 
+/// INVALID_OPTION for input the binding itself could not read (`option` names it).
+pub fn invalid_option(option: &str, message: String) -> NativeError {
+    NativeError {
+        code: "INVALID_OPTION".into(),
+        message,
+        option: Some(option.into()),
+        ..Default::default()
+    }
+}
+
 impl From<InvalidOption> for NativeError {
     fn from(err: InvalidOption) -> Self {
         NativeError {

@@ -5,13 +5,11 @@
 use qvac_managed_core::js_value::JsValue;
 use serde_json::Value;
 
-use crate::errors::NativeError;
+use crate::errors::{self, NativeError};
 
 pub fn decode(encoded: &str) -> Result<JsValue, NativeError> {
-    let value: Value = serde_json::from_str(encoded).map_err(|e| NativeError {
-        code: "INVALID_OPTION".into(),
-        message: format!("options could not be read: {e}"),
-        ..Default::default()
+    let value: Value = serde_json::from_str(encoded).map_err(|e| {
+        errors::invalid_option("options", format!("options could not be read: {e}"))
     })?;
     Ok(from_tagged(&value))
 }

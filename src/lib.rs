@@ -10,6 +10,7 @@ mod held;
 mod js_value;
 mod locks;
 mod managed;
+mod outcome;
 mod registry;
 mod retry;
 mod serve;

@@ -8,31 +8,26 @@ use napi_derive::napi;
 use qvac_managed_core::{FileLock, LockMode, PidLock};
 
 use crate::errors::NativeError;
-use crate::held::{self, EnvId, HeldLock};
+use crate::held::{self, EnvId, HeldResource};
+use crate::outcome::outcome;
 use crate::retry::{NativeCancelToken, RetryOptions};
 
-/// A lock attempt: `handle` when acquired, `error` when it failed, neither when a non-blocking
-/// try found the lock taken.
-#[napi(object)]
-pub struct LockOutcome {
-    pub handle: Option<u32>,
-    pub error: Option<NativeError>,
+outcome! {
+    /// A lock attempt: `handle` when acquired, `error` when it failed, neither when a
+    /// non-blocking try found the lock taken.
+    LockOutcome { handle: u32 }
 }
 
-impl LockOutcome {
-    pub fn acquired(env: EnvId, lock: HeldLock) -> Self {
-        LockOutcome {
-            handle: Some(held::insert(env, lock)),
-            error: None,
-        }
-    }
-
-    pub fn failed(error: impl Into<NativeError>) -> Self {
-        LockOutcome {
-            handle: None,
-            error: Some(error.into()),
-        }
-    }
+/// Keeps an acquired lock (or marker) in [`held`] and names it by handle.
+pub fn hold<T, E>(
+    env: EnvId,
+    acquired: std::result::Result<T, E>,
+    wrap: fn(T) -> HeldResource,
+) -> LockOutcome
+where
+    E: Into<NativeError>,
+{
+    acquired.map(|lock| held::insert(env, wrap(lock))).into()
 }
 
 /// What `PidLock.inspect` reports.
@@ -43,18 +38,15 @@ pub struct LockInspection {
     pub stale: bool,
 }
 
-#[napi(object)]
-pub struct InspectOutcome {
-    pub inspection: Option<LockInspection>,
-    pub error: Option<NativeError>,
-}
+outcome! { InspectOutcome { inspection: Option<LockInspection> } }
 
 #[napi]
 pub fn pid_lock_try_acquire(env: Env, path: String) -> LockOutcome {
-    match PidLock::try_acquire(&PathBuf::from(path)) {
-        Ok(lock) => LockOutcome::acquired(EnvId::of(&env), HeldLock::Pid(lock)),
-        Err(e) => LockOutcome::failed(e),
-    }
+    hold(
+        EnvId::of(&env),
+        PidLock::try_acquire(&PathBuf::from(path)),
+        HeldResource::Pid,
+    )
 }
 
 #[napi(ts_return_type = "Promise<LockOutcome>")]
@@ -70,33 +62,24 @@ pub fn pid_lock_acquire<'env>(
     env.spawn_future(async move {
         let policy = match policy {
             Ok(policy) => policy,
-            Err(e) => return Ok(LockOutcome::failed(e)),
+            Err(e) => return Ok(Err::<u32, _>(e).into()),
         };
-        Ok(
-            match PidLock::acquire(&PathBuf::from(path), &policy, &token).await {
-                Ok(lock) => LockOutcome::acquired(owner, HeldLock::Pid(lock)),
-                Err(e) => LockOutcome::failed(e),
-            },
-        )
+        let acquired = PidLock::acquire(&PathBuf::from(path), &policy, &token).await;
+        Ok(hold(owner, acquired, HeldResource::Pid))
     })
 }
 
 #[napi]
 pub fn pid_lock_inspect(path: String) -> InspectOutcome {
-    match PidLock::inspect(&PathBuf::from(path)) {
-        Ok(holder) => InspectOutcome {
-            inspection: holder.map(|h| LockInspection {
+    PidLock::inspect(&PathBuf::from(path))
+        .map(|holder| {
+            holder.map(|h| LockInspection {
                 pid: h.pid(),
                 alive: h.is_alive(),
                 stale: h.is_stale(),
-            }),
-            error: None,
-        },
-        Err(e) => InspectOutcome {
-            inspection: None,
-            error: Some(e.into()),
-        },
-    }
+            })
+        })
+        .into()
 }
 
 fn mode(shared: Option<bool>) -> LockMode {
@@ -110,12 +93,16 @@ fn mode(shared: Option<bool>) -> LockMode {
 #[napi]
 pub fn file_lock_try_acquire(env: Env, path: String, shared: Option<bool>) -> LockOutcome {
     match FileLock::try_acquire(&PathBuf::from(path), mode(shared)) {
-        Ok(Some(lock)) => LockOutcome::acquired(EnvId::of(&env), HeldLock::File(lock)),
         Ok(None) => LockOutcome {
             handle: None,
             error: None,
         },
-        Err(e) => LockOutcome::failed(e),
+        Ok(Some(lock)) => hold(
+            EnvId::of(&env),
+            Ok::<_, NativeError>(lock),
+            HeldResource::File,
+        ),
+        Err(e) => Err::<u32, _>(e).into(),
     }
 }
 
@@ -134,14 +121,10 @@ pub fn file_lock_acquire<'env>(
     env.spawn_future(async move {
         let policy = match policy {
             Ok(policy) => policy,
-            Err(e) => return Ok(LockOutcome::failed(e)),
+            Err(e) => return Ok(Err::<u32, _>(e).into()),
         };
-        Ok(
-            match FileLock::acquire(&PathBuf::from(path), mode, &policy, &token).await {
-                Ok(lock) => LockOutcome::acquired(owner, HeldLock::File(lock)),
-                Err(e) => LockOutcome::failed(e),
-            },
-        )
+        let acquired = FileLock::acquire(&PathBuf::from(path), mode, &policy, &token).await;
+        Ok(hold(owner, acquired, HeldResource::File))
     })
 }
 
@@ -149,9 +132,9 @@ pub fn file_lock_acquire<'env>(
 #[napi]
 pub fn release_lock(handle: u32) -> Option<NativeError> {
     match held::take(handle)? {
-        HeldLock::Pid(mut lock) => lock.release().err().map(NativeError::from),
-        HeldLock::File(mut lock) => lock.release().err().map(NativeError::from),
-        HeldLock::Consumer(mut marker) => {
+        HeldResource::Pid(mut lock) => lock.release().err().map(NativeError::from),
+        HeldResource::File(mut lock) => lock.release().err().map(NativeError::from),
+        HeldResource::Consumer(mut marker) => {
             marker.remove();
             None
         }

@@ -5,6 +5,7 @@ use qvac_managed_core::managed_options::{self, ManagedOptions};
 
 use crate::errors::NativeError;
 use crate::js_value::decode;
+use crate::outcome::outcome;
 
 /// Managed options after checking, with defaults applied.
 #[napi(object)]
@@ -39,51 +40,28 @@ impl From<&ManagedOptions> for CheckedManagedOptions {
     }
 }
 
-#[napi(object)]
-pub struct OptionsOutcome {
-    pub options: Option<CheckedManagedOptions>,
-    pub error: Option<NativeError>,
-}
+outcome! { OptionsOutcome { options: CheckedManagedOptions } }
 
 /// `encoded`: the options as the TS layer's tagged JSON.
 #[napi]
 pub fn validate_managed_options(encoded: String) -> OptionsOutcome {
-    let checked = decode(&encoded)
-        .and_then(|value| managed_options::validate(&value).map_err(NativeError::from));
-    match checked {
-        Ok(options) => OptionsOutcome {
-            options: Some((&options).into()),
-            error: None,
-        },
-        Err(error) => OptionsOutcome {
-            options: None,
-            error: Some(error),
-        },
-    }
+    decode(&encoded)
+        .and_then(|value| managed_options::validate(&value).map_err(NativeError::from))
+        .map(|options| CheckedManagedOptions::from(&options))
+        .into()
 }
 
-#[napi(object)]
-pub struct ConfigOutcome {
-    pub config_json: Option<String>,
-    pub error: Option<NativeError>,
-}
+outcome! { ConfigOutcome { config_json: String } }
 
 /// `encoded`: the `models` list as tagged JSON.
 #[napi]
 pub fn synthesize_serve_config(encoded: String) -> ConfigOutcome {
-    let config = decode(&encoded).and_then(|value| {
-        managed_options::validate_models(&value)
-            .map(|specs| managed_options::synthesize_serve_config(&specs))
-            .map_err(NativeError::from)
-    });
-    match config {
-        Ok(config) => ConfigOutcome {
-            config_json: config.to_json(),
-            error: None,
-        },
-        Err(error) => ConfigOutcome {
-            config_json: None,
-            error: Some(error),
-        },
-    }
+    decode(&encoded)
+        .and_then(|value| {
+            managed_options::validate_models(&value)
+                .map(|specs| managed_options::synthesize_serve_config(&specs))
+                .map_err(NativeError::from)
+        })
+        .map(|config| config.to_json().unwrap_or_default())
+        .into()
 }

@@ -9,8 +9,9 @@ use qvac_managed_core::managed_options;
 use qvac_managed_core::registry::Registry;
 
 use crate::errors::NativeError;
-use crate::held::{self, EnvId, HeldLock};
+use crate::held::{self, EnvId, HeldResource};
 use crate::js_value::decode;
+use crate::outcome::outcome;
 
 #[napi(object)]
 pub struct EnsureServeRequest {
@@ -41,18 +42,7 @@ pub struct AttachedServe {
     pub spawned: bool,
 }
 
-#[napi(object)]
-pub struct EnsureOutcome {
-    pub serve: Option<AttachedServe>,
-    pub error: Option<NativeError>,
-}
-
-fn failed(error: impl Into<NativeError>) -> EnsureOutcome {
-    EnsureOutcome {
-        serve: None,
-        error: Some(error.into()),
-    }
-}
+outcome! { EnsureOutcome { serve: AttachedServe } }
 
 /// Validates the options (typed errors before anything is written), then attaches to the
 /// fleet's serve or starts it, off the JS thread.
@@ -65,10 +55,7 @@ pub fn ensure_serve<'env>(
     let checked = decode(&request.options)
         .and_then(|value| managed_options::validate(&value).map_err(NativeError::from))
         .and_then(|options| {
-            let registry = match &request.registry_dir {
-                Some(dir) => Registry::at(PathBuf::from(dir)),
-                None => Registry::default_location().map_err(NativeError::from)?,
-            };
+            let registry = Registry::at_or_default(request.registry_dir.as_deref())?;
             Ok((options, registry))
         });
     let launch = RunnerLaunch {
@@ -89,29 +76,24 @@ pub fn ensure_serve<'env>(
     env.spawn_future(async move {
         let (options, registry) = match checked {
             Ok(checked) => checked,
-            Err(error) => return Ok(failed(error)),
+            Err(error) => return Ok(Err::<AttachedServe, _>(error).into()),
         };
         let fleet_key = consumer::fleet_key_for(&options);
-        Ok(
-            match consumer::ensure_serve(&registry, &options, &fleet_key, &launch).await {
-                Ok(attached) => {
-                    let record = attached.record;
-                    EnsureOutcome {
-                        serve: Some(AttachedServe {
-                            fleet_key: attached.fleet_key,
-                            base_url: record.base_url,
-                            port: record.port.into(),
-                            serve_pid: record.serve_pid,
-                            runner_pid: record.runner_pid,
-                            api_key: record.api_key,
-                            handle: held::insert(owner, HeldLock::Consumer(attached.marker)),
-                            spawned: attached.spawned,
-                        }),
-                        error: None,
-                    }
+        let attached = consumer::ensure_serve(&registry, &options, &fleet_key, &launch).await;
+        Ok(attached
+            .map(|attached| {
+                let record = attached.record;
+                AttachedServe {
+                    fleet_key: attached.fleet_key,
+                    base_url: record.base_url,
+                    port: record.port.into(),
+                    serve_pid: record.serve_pid,
+                    runner_pid: record.runner_pid,
+                    api_key: record.api_key,
+                    handle: held::insert(owner, HeldResource::Consumer(attached.marker)),
+                    spawned: attached.spawned,
                 }
-                Err(error) => failed(error),
-            },
-        )
+            })
+            .into())
     })
 }

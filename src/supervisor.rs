@@ -4,15 +4,15 @@
 //! spawned it.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use qvac_managed_core::options;
-use qvac_managed_core::supervisor::{ExitReport, NotReady, Readiness, Supervised, SupervisorSpec};
+use qvac_managed_core::supervisor::{
+    ExitReport, NotReady, Supervised, SupervisedOptions as CoreOptions, SupervisorSpec,
+};
 
 use crate::errors::NativeError;
 use crate::held::EnvId;
@@ -36,36 +36,26 @@ pub struct SupervisedOptions {
 }
 
 fn spec(o: &SupervisedOptions) -> std::result::Result<SupervisorSpec, NativeError> {
-    let mut spec = SupervisorSpec::new(&o.command);
-    spec.args = o.args.clone().unwrap_or_default();
-    spec.env = o
-        .env
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|pair| <[String; 2]>::try_from(pair).ok().map(|[k, v]| (k, v)))
-        .collect();
-    spec.cwd = o.cwd.as_ref().map(PathBuf::from);
-    spec.readiness = match (&o.ready_url, &o.ready_line) {
-        (Some(url), _) => Readiness::Http {
-            url: url.clone(),
-            bearer: o.ready_bearer.clone(),
-        },
-        (None, Some(line)) => Readiness::OutputLine(line.clone()),
-        (None, None) => Readiness::Spawned,
+    let options = CoreOptions {
+        command: o.command.clone(),
+        args: o.args.clone().unwrap_or_default(),
+        env: o
+            .env
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|pair| <[String; 2]>::try_from(pair).ok().map(|[k, v]| (k, v)))
+            .collect(),
+        cwd: o.cwd.clone(),
+        ready_url: o.ready_url.clone(),
+        ready_bearer: o.ready_bearer.clone(),
+        ready_line: o.ready_line.clone(),
+        start_timeout_ms: o.start_timeout_ms,
+        grace_ms: o.grace_ms,
+        output_tail_bytes: o.output_tail_bytes,
+        die_with_parent: o.die_with_parent.unwrap_or(false),
     };
-    if let Some(ms) = o.start_timeout_ms {
-        spec.start_timeout = options::millis("startTimeoutMs", ms)?;
-    }
-    if let Some(ms) = o.grace_ms {
-        spec.grace = options::millis("graceMs", ms)?;
-    }
-    if let Some(bytes) = o.output_tail_bytes {
-        spec.output_tail_bytes =
-            options::integer_in("outputTailBytes", bytes, 1, u32::MAX)? as usize;
-    }
-    spec.die_with_parent = o.die_with_parent.unwrap_or(false);
-    Ok(spec)
+    Ok(SupervisorSpec::from_options(options)?)
 }
 
 #[napi(object)]
@@ -87,13 +77,6 @@ impl From<ExitReport> for NativeExitReport {
             output_tail: r.output_tail,
         }
     }
-}
-
-#[napi(object)]
-pub struct ReadyOutcome {
-    pub ready: bool,
-    /// When not ready: how the child ended.
-    pub exit: Option<NativeExitReport>,
 }
 
 /// Running children by handle, with the environment that spawned them.
@@ -160,19 +143,19 @@ impl NativeSupervised {
         self.child.pid()
     }
 
-    #[napi(ts_return_type = "Promise<ReadyOutcome>")]
-    pub fn ready<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ReadyOutcome>> {
+    /// Resolves `null` once the child is ready, or how it ended if it never became ready.
+    #[napi(ts_return_type = "Promise<NativeExitReport | null>")]
+    pub fn ready<'env>(
+        &self,
+        env: &'env Env,
+    ) -> Result<PromiseRaw<'env, Option<NativeExitReport>>> {
         let child = self.child.clone();
         env.spawn_future(async move {
             Ok(match child.ready().await {
-                Ok(()) => ReadyOutcome {
-                    ready: true,
-                    exit: None,
-                },
-                Err(NotReady::Exited(report)) | Err(NotReady::TimedOut(report)) => ReadyOutcome {
-                    ready: false,
-                    exit: Some(report.into()),
-                },
+                Ok(()) => None,
+                Err(NotReady::Exited(report)) | Err(NotReady::TimedOut(report)) => {
+                    Some(report.into())
+                }
             })
         })
     }

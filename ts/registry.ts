@@ -50,6 +50,9 @@ export interface StartFailure {
   code: string;
   message: string;
   outputTail: string;
+  /** SERVE_EXITED: the serve's exit code and the signal that ended it, when known. */
+  exitCode?: number | null;
+  signal?: string | null;
 }
 
 /** A held handle (spawn lock or consumer marker); `release()` is idempotent. */
@@ -102,12 +105,12 @@ export class ManagedRegistry {
 
   /** Removes what belongs to provably dead serves and consumers, and nothing else. */
   sweep(): SweepReport {
-    const { removed, keptUntrusted, corrupt } = check(native.registrySweep(this.dir));
+    const { removed, keptUntrusted, corrupt } = check(native.registrySweep(this.dir)).report!;
     return { removed, keptUntrusted, corrupt };
   }
 
   readRecord(fleetKey: string): RecordRead {
-    const r = check(native.registryReadRecord(this.dir, fleetKey));
+    const r = check(native.registryReadRecord(this.dir, fleetKey)).read!;
     const record = r.recordJson ? (JSON.parse(r.recordJson) as ServeRecord) : undefined;
     switch (r.state) {
       case 'trusted':
@@ -134,21 +137,27 @@ export class ManagedRegistry {
 
   /** Registers this process as a consumer of the fleet until `release()` or exit. */
   addConsumer(fleetKey: string): RegistryHandle {
-    const outcome = check(native.registryAddConsumer(this.dir, fleetKey));
-    return new RegistryHandle(outcome.handle!, outcome.id);
+    const { handle, id } = check(native.registryAddConsumer(this.dir, fleetKey)).consumer!;
+    return new RegistryHandle(handle, id);
   }
 
   /** Pids of live consumers; `prune` removes markers of dead ones. */
   liveConsumers(fleetKey: string, options: { prune?: boolean } = {}): number[] {
-    return check(native.registryLiveConsumers(this.dir, fleetKey, options.prune === true)).pids;
+    return check(native.registryLiveConsumers(this.dir, fleetKey, options.prune === true)).pids ?? [];
   }
 
   readStartFailure(fleetKey: string): StartFailure | null {
-    return check(native.registryReadStartFailure(this.dir, fleetKey)).failure ?? null;
+    const failure = check(native.registryReadStartFailure(this.dir, fleetKey)).failure;
+    return failure ? { ...failure, exitCode: failure.exitCode ?? null, signal: failure.signal ?? null } : null;
   }
 
   writeStartFailure(fleetKey: string, failure: StartFailure): void {
-    const error = native.registryWriteStartFailure(this.dir, fleetKey, failure);
+    const { exitCode, signal, ...rest } = failure;
+    const error = native.registryWriteStartFailure(this.dir, fleetKey, {
+      ...rest,
+      exitCode: exitCode ?? undefined,
+      signal: signal ?? undefined
+    });
     if (error) throw fromNative(error);
   }
 }

@@ -93,8 +93,8 @@ export function spawnSupervised(options: SpawnSupervisedOptions): SupervisedProc
   } catch (err) {
     throw new QvacError('SPAWN_FAILED', (err as Error).message);
   }
-  const ready = child.ready().then((outcome) => {
-    if (!outcome.ready) throw new SupervisedStartError(exitOf(outcome.exit!));
+  const ready = child.ready().then((exit) => {
+    if (exit) throw new SupervisedStartError(exitOf(exit));
   });
   // Handled here so an ignored `ready` never becomes an unhandled rejection; awaiting it still throws.
   ready.catch(() => {});

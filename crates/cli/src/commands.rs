@@ -5,20 +5,13 @@ use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use qvac_managed_core::consumer_watch::ConsumerWatch;
-use qvac_managed_core::registry::{RecordState, Registry, RegistryError, ServeInfo};
-use qvac_managed_core::runner::{find_on_path, now_iso8601};
-
-pub fn registry(dir: Option<PathBuf>) -> Result<Registry, RegistryError> {
-    match dir {
-        Some(dir) => Ok(Registry::at(dir)),
-        None => Registry::default_location(),
-    }
-}
+use qvac_managed_core::registry::{RecordState, Registry, ServeInfo};
+use qvac_managed_core::serve_start::find_on_path;
 
 type CommandResult = Result<ExitCode, Box<dyn std::error::Error>>;
 
@@ -95,32 +88,10 @@ fn human(d: Duration) -> String {
     }
 }
 
-/// Time since an ISO-8601 UTC timestamp (`2026-11-24T09:00:00.000Z`).
+/// Time since an RFC 3339 UTC timestamp (`2026-11-24T09:00:00.000Z`, as records carry).
 fn uptime(started_at: &str) -> Option<Duration> {
-    let started = parse_iso_millis(started_at)?;
-    let now = parse_iso_millis(&now_iso8601())?;
-    now.checked_sub(started).map(Duration::from_millis)
-}
-
-fn parse_iso_millis(ts: &str) -> Option<u64> {
-    let (date, time) = ts.trim_end_matches('Z').split_once('T')?;
-    let mut d = date.split('-').map(|p| p.parse::<i64>());
-    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
-    let mut t = time.split(':');
-    let (hh, mm) = (
-        t.next()?.parse::<i64>().ok()?,
-        t.next()?.parse::<i64>().ok()?,
-    );
-    let secs: f64 = t.next()?.parse().ok()?;
-    // Days from civil (Howard Hinnant).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let total = (days * 86_400 + hh * 3600 + mm * 60) as f64 + secs;
-    (total >= 0.0).then_some((total * 1000.0) as u64)
+    let started = humantime::parse_rfc3339(started_at).ok()?;
+    SystemTime::now().duration_since(started).ok()
 }
 
 /// Fleets whose key starts with `prefix`; exactly one, or an error listing the choices.
@@ -247,10 +218,10 @@ pub fn logs(registry: &Registry, fleet: &str, follow: bool) -> CommandResult {
     let key = match find_fleet(registry, fleet) {
         Ok(serve) => serve.fleet_key,
         // A finished fleet still has its log; accept an exact key.
-        Err(_) if registry.dir().join(format!("{fleet}.log")).exists() => fleet.to_owned(),
+        Err(_) if registry.log_path(fleet).exists() => fleet.to_owned(),
         Err(err) => return Err(err),
     };
-    let path = registry.dir().join(format!("{key}.log"));
+    let path = registry.log_path(&key);
     let mut file =
         fs::File::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     let mut out = std::io::stdout();
@@ -400,12 +371,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn iso_parse_round_trips_with_now() {
-        assert_eq!(Some(0), parse_iso_millis("1970-01-01T00:00:00.000Z"));
-        assert_eq!(
-            Some(1_795_510_800_123),
-            parse_iso_millis("2026-11-24T09:00:00.123Z")
+    fn uptime_of_record_timestamps() {
+        let now = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+        assert!(
+            uptime(&now).is_some_and(|d| d < Duration::from_secs(2)),
+            "{now}"
         );
-        assert!(uptime(&now_iso8601()).is_some_and(|d| d < Duration::from_secs(2)));
+        let hour_ago =
+            humantime::format_rfc3339_millis(SystemTime::now() - Duration::from_secs(3600))
+                .to_string();
+        let up = uptime(&hour_ago).unwrap();
+        assert!(
+            up >= Duration::from_secs(3600) && up < Duration::from_secs(3602),
+            "{up:?}"
+        );
+        assert_eq!(None, uptime("not a time"));
+        assert_eq!(
+            None,
+            uptime("2999-01-01T00:00:00.000Z"),
+            "a start in the future has no uptime"
+        );
     }
 }

@@ -74,7 +74,7 @@ fn main() -> ExitCode {
     if let Command::Run { params, foreground } = cli.command {
         return runner::run(&params, foreground);
     }
-    let registry = match commands::registry(cli.registry) {
+    let registry = match qvac_managed_core::registry::Registry::at_or_default(cli.registry) {
         Ok(registry) => registry,
         Err(err) => {
             eprintln!("qvac-managed: {err}");

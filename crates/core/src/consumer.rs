@@ -7,16 +7,15 @@
 //! else waits for the record and re-contends for the lock if the holder died.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::launch::{launch_runner, RunnerParams};
 use crate::managed_options::ManagedOptions;
 use crate::pid_lock::PidLockError;
 use crate::process::ProcessIdentity;
 use crate::registry::{
     ConsumerMarker, RecordState, Registry, RegistryError, ServeRecord, StartFailure,
 };
-use crate::runner::RunnerParams;
 
 /// Where and how to start runners.
 #[derive(Clone, Debug)]
@@ -78,7 +77,9 @@ impl EnsureError {
     /// Exit code and signal name of a serve that exited before becoming healthy.
     pub fn exit_status(&self) -> Option<(Option<i32>, Option<String>)> {
         match self {
-            EnsureError::Start(f) if f.code == "SERVE_EXITED" => f.exit_status(),
+            EnsureError::Start(f) if f.code == "SERVE_EXITED" => {
+                Some((f.exit_code, f.signal.clone()))
+            }
             _ => None,
         }
     }
@@ -216,9 +217,9 @@ fn fresh_failure(
     key: &str,
     since: SystemTime,
 ) -> Result<Option<StartFailure>, EnsureError> {
-    let written = std::fs::metadata(registry.error_path(key)).and_then(|m| m.modified());
+    let written = std::fs::metadata(registry.start_failure_path(key)).and_then(|m| m.modified());
     match written {
-        Ok(at) if at >= since => Ok(registry.read_error(key)?),
+        Ok(at) if at >= since => Ok(registry.read_start_failure(key)?),
         _ => Ok(None),
     }
 }
@@ -231,7 +232,7 @@ async fn spawn_and_wait(
     deadline: Instant,
     lock: &mut crate::pid_lock::PidLock,
 ) -> Result<ServeRecord, EnsureError> {
-    registry.clear_error(fleet_key)?;
+    registry.clear_start_failure(fleet_key)?;
     let mut api_key = [0u8; 32];
     getrandom::fill(&mut api_key).map_err(|e| EnsureError::Runner {
         path: launch.runner_path.clone(),
@@ -260,7 +261,7 @@ async fn spawn_and_wait(
         path: launch.runner_path.clone(),
         reason: format!("cannot write its parameters: {e}"),
     })?;
-    let runner = start_runner(&launch.runner_path, &params_path, launch.env.as_deref());
+    let runner = launch_runner(&launch.runner_path, &params_path, launch.env.as_deref());
     let runner_pid = match runner {
         Ok(pid) => pid,
         Err(reason) => {
@@ -283,7 +284,7 @@ async fn spawn_and_wait(
         if let RecordState::Trusted(record) = registry.read_record(fleet_key)? {
             return Ok(*record);
         }
-        if let Some(failure) = registry.read_error(fleet_key)? {
+        if let Some(failure) = registry.read_start_failure(fleet_key)? {
             return Err(EnsureError::Start(failure));
         }
         let runner_gone = runner_identity
@@ -294,12 +295,12 @@ async fn spawn_and_wait(
             if let RecordState::Trusted(record) = registry.read_record(fleet_key)? {
                 return Ok(*record);
             }
-            if let Some(failure) = registry.read_error(fleet_key)? {
+            if let Some(failure) = registry.read_start_failure(fleet_key)? {
                 return Err(EnsureError::Start(failure));
             }
             return Err(EnsureError::Runner {
                 path: launch.runner_path.clone(),
-                reason: format!("runner pid {runner_pid} exited without publishing the serve or an error; see {}", registry.dir().join(format!("{fleet_key}.log")).display()),
+                reason: format!("runner pid {runner_pid} exited without publishing the serve or an error; see {}", registry.log_path(fleet_key).display()),
             });
         }
         if Instant::now() >= deadline {
@@ -315,43 +316,6 @@ async fn spawn_and_wait(
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-}
-
-/// Runs `qvac-managed run <params>`, which forks the detached runner, prints its pid and exits
-/// at once (so no zombie is left with us).
-fn start_runner(
-    runner: &std::path::Path,
-    params: &std::path::Path,
-    env: Option<&[(String, String)]>,
-) -> Result<i32, String> {
-    let mut command = Command::new(runner);
-    if let Some(env) = env {
-        command.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
-    }
-    let output = command
-        .arg("run")
-        .arg(params)
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::piped())
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !output.status.success() {
-        return Err(format!(
-            "it exited with {}: {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        ));
-    }
-    String::from_utf8_lossy(&output.stdout)
-        .trim()
-        .parse()
-        .map_err(|_| {
-            format!(
-                "it printed no runner pid: {:?}",
-                String::from_utf8_lossy(&output.stdout)
-            )
-        })
 }
 
 /// Unpadded base64url, as Node's `randomBytes(32).toString('base64url')`.

@@ -9,15 +9,17 @@ pub mod consumer_watch;
 pub mod file_lock;
 pub mod http;
 pub mod js_value;
+pub mod launch;
 pub mod managed_options;
 pub mod options;
 pub mod pid_lock;
 mod platform;
+pub mod private_file;
 pub mod process;
 pub mod registry;
 pub mod retry;
-pub mod runner;
 pub mod safety_net;
+pub mod serve_start;
 pub mod supervisor;
 
 pub use file_lock::{FileLock, FileLockError, LockMode};

@@ -14,12 +14,13 @@
 //! - [`PidLock::release`] removes the file only if it is still the one we created.
 
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use crate::private_file::TempFile;
 use crate::process::{Liveness, ProcessIdentity};
 use crate::retry::{retry, Attempt, CancelToken, RetryError, RetryPolicy};
 
@@ -220,12 +221,14 @@ impl PidLock {
     /// directory with its own permissions, and a runner must not re-create one that was removed.
     pub fn try_acquire_with_mode(path: &Path, mode: u32) -> Result<PidLock, PidLockError> {
         let me = ProcessIdentity::current();
-        let temp = TempFile::write(path, me.to_record().as_bytes(), mode)?;
+        let temp = TempFile::beside(path, me.to_record().as_bytes(), mode)
+            .map_err(io_err("create", path))?;
+        let temp_id = FileId::of(temp.metadata());
         // A few rounds cover a holder file that vanishes or changes between our steps.
         let mut last_seen = None;
         for _ in 0..4 {
-            match fs::hard_link(&temp.path, path) {
-                Ok(()) => return Ok(PidLock::owned(path, temp.id)),
+            match fs::hard_link(temp.path(), path) {
+                Ok(()) => return Ok(PidLock::owned(path, temp_id)),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(io_err("create", path)(e)),
             }
@@ -236,7 +239,7 @@ impl PidLock {
                 return Err(held(path, holder, false));
             }
             match steal(path, &temp, id)? {
-                Steal::Done => return Ok(PidLock::owned(path, temp.id)),
+                Steal::Done => return Ok(PidLock::owned(path, temp_id)),
                 Steal::Contended => return Err(held(path, holder, true)),
                 Steal::Changed => last_seen = Some(holder),
             }
@@ -331,10 +334,11 @@ impl PidLock {
         if self.released {
             return Ok(());
         }
-        let temp = TempFile::write(&self.path, owner.to_record().as_bytes(), mode)?;
+        let temp = TempFile::beside(&self.path, owner.to_record().as_bytes(), mode)
+            .map_err(io_err("hand over", &self.path))?;
         match fs::metadata(&self.path) {
             Ok(meta) if FileId::of(&meta) == self.file_id => {
-                fs::rename(&temp.path, &self.path).map_err(io_err("hand over", &self.path))?;
+                fs::rename(temp.path(), &self.path).map_err(io_err("hand over", &self.path))?;
             }
             // No longer ours (replaced by someone who proved us dead): nothing to hand over.
             _ => {}
@@ -450,7 +454,7 @@ fn steal(path: &Path, temp: &TempFile, judged: FileId) -> Result<Steal, PidLockE
         Some((holder, id)) if id == judged && holder.is_stale() => {}
         _ => return Ok(Steal::Changed),
     }
-    fs::rename(&temp.path, path).map_err(io_err("replace stale", path))?;
+    fs::rename(temp.path(), path).map_err(io_err("replace stale", path))?;
     Ok(Steal::Done)
 }
 
@@ -471,45 +475,6 @@ impl DirGuard {
             Err(fs4::TryLockError::WouldBlock) => Ok(None),
             Err(fs4::TryLockError::Error(e)) => Err(io_err("lock the directory of", path)(e)),
         }
-    }
-}
-
-/// Our complete lock content, beside the lock, removed on drop unless it became the lock.
-struct TempFile {
-    path: PathBuf,
-    id: FileId,
-}
-
-impl TempFile {
-    fn write(lock: &Path, content: &[u8], mode: u32) -> Result<TempFile, PidLockError> {
-        let mut name = lock.as_os_str().to_owned();
-        name.push(format!(
-            ".{}.{:08x}.tmp",
-            std::process::id(),
-            fastrand::u32(..)
-        ));
-        let path = PathBuf::from(name);
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&path)
-            .map_err(io_err("create", lock))?;
-        let temp = TempFile {
-            id: FileId::of(&file.metadata().map_err(io_err("create", lock))?),
-            path,
-        };
-        file.write_all(content)
-            .and_then(|()| file.sync_all())
-            .map_err(io_err("write", lock))?;
-        Ok(temp)
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        // After a hard link the lock has its own name; after a rename this name is gone.
-        let _ = fs::remove_file(&self.path);
     }
 }
 

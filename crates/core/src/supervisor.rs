@@ -24,6 +24,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::watch;
 
 use crate::http;
+use crate::options::{self, InvalidOption};
 use crate::platform;
 
 /// How readiness is decided.
@@ -51,7 +52,53 @@ pub struct SupervisorSpec {
     pub die_with_parent: bool,
 }
 
+/// `spawnSupervised`'s options as a caller gives them, before checking.
+#[derive(Clone, Debug, Default)]
+pub struct SupervisedOptions {
+    pub command: String,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub cwd: Option<String>,
+    /// Ready when `GET ready_url` answers 2xx (with `ready_bearer` as the bearer, if any).
+    pub ready_url: Option<String>,
+    pub ready_bearer: Option<String>,
+    /// Ready when a line of output contains this text.
+    pub ready_line: Option<String>,
+    pub start_timeout_ms: Option<f64>,
+    pub grace_ms: Option<f64>,
+    pub output_tail_bytes: Option<f64>,
+    pub die_with_parent: bool,
+}
+
 impl SupervisorSpec {
+    /// Checks `options` (durations, sizes) and applies the defaults of [`SupervisorSpec::new`].
+    pub fn from_options(o: SupervisedOptions) -> Result<SupervisorSpec, InvalidOption> {
+        let mut spec = SupervisorSpec::new(&o.command);
+        spec.args = o.args;
+        spec.env = o.env;
+        spec.cwd = o.cwd.map(PathBuf::from);
+        spec.readiness = match (o.ready_url, o.ready_line) {
+            (Some(url), _) => Readiness::Http {
+                url,
+                bearer: o.ready_bearer,
+            },
+            (None, Some(line)) => Readiness::OutputLine(line),
+            (None, None) => Readiness::Spawned,
+        };
+        if let Some(ms) = o.start_timeout_ms {
+            spec.start_timeout = options::millis("startTimeoutMs", ms)?;
+        }
+        if let Some(ms) = o.grace_ms {
+            spec.grace = options::millis("graceMs", ms)?;
+        }
+        if let Some(bytes) = o.output_tail_bytes {
+            spec.output_tail_bytes =
+                options::integer_in("outputTailBytes", bytes, 1, u32::MAX)? as usize;
+        }
+        spec.die_with_parent = o.die_with_parent;
+        Ok(spec)
+    }
+
     pub fn new(command: impl Into<PathBuf>) -> Self {
         SupervisorSpec {
             command: command.into(),

@@ -11,8 +11,11 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use nix::unistd::{fork, setsid, ForkResult};
+use qvac_managed_core::launch::{announce_runner_pid, RunnerParams};
 use qvac_managed_core::registry::Registry;
-use qvac_managed_core::runner::{self, RunnerExit, RunnerParams};
+
+mod lifecycle;
+use lifecycle::RunnerExit;
 
 /// Logs are kept below this size: a larger log is moved to `<key>.log.1` when a runner starts.
 const LOG_LIMIT: u64 = 1024 * 1024;
@@ -32,7 +35,7 @@ pub fn run(params_path: &Path, foreground: bool) -> ExitCode {
         // SAFETY: no threads exist yet (the runtime is built after the fork).
         match unsafe { fork() } {
             Ok(ForkResult::Parent { child }) => {
-                println!("{child}");
+                announce_runner_pid(child.as_raw());
                 return ExitCode::SUCCESS;
             }
             Ok(ForkResult::Child) => {}
@@ -44,7 +47,7 @@ pub fn run(params_path: &Path, foreground: bool) -> ExitCode {
         let _ = setsid();
     }
     let registry = Registry::at(&params.registry_dir);
-    let log_path = registry.dir().join(format!("{}.log", params.fleet_key));
+    let log_path = registry.log_path(&params.fleet_key);
     if !foreground {
         detach_stdio(&log_path);
     }
@@ -59,7 +62,7 @@ pub fn run(params_path: &Path, foreground: bool) -> ExitCode {
         .enable_all()
         .build()
         .expect("a current-thread runtime builds");
-    match runtime.block_on(runner::run(params)) {
+    match runtime.block_on(lifecycle::run_serve(params)) {
         RunnerExit::StartFailed => ExitCode::from(1),
         _ => ExitCode::SUCCESS,
     }

@@ -1,0 +1,225 @@
+//! The runner's life with its serve: start it, publish the record once it is healthy, watch the
+//! consumers by event, and reap the serve `idle` after the last consumer is gone. Whatever ends
+//! it — idle reap, a crash of the serve, SIGTERM/SIGINT — it leaves nothing behind but, after a
+//! crash, the markers of consumers that are still alive (so a respawned serve inherits them).
+//!
+//! Attach and reap race safely: the runner removes the record *before* its final consumer check
+//! (under the spawn lock), and a consumer writes its marker *before* re-checking the record, so
+//! at least one of them sees the other. A consumer arriving at the deadline either keeps the live
+//! serve (the runner sees its marker and republishes) or starts a fresh one (it sees no record).
+//!
+//! This lives in the binary, not in core, because it installs process-wide signal handlers.
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use qvac_managed_core::consumer_watch::ConsumerWatch;
+use qvac_managed_core::launch::RunnerParams;
+use qvac_managed_core::pid_lock::PidLock;
+use qvac_managed_core::process::ProcessIdentity;
+use qvac_managed_core::registry::{
+    RecordState, Registry, RegistryError, ServeRecord, StartFailure,
+};
+use qvac_managed_core::retry::{CancelToken, RetryPolicy};
+use qvac_managed_core::serve_start::{start_serve, StartedServe};
+use tokio::signal::unix::{signal, SignalKind};
+
+/// How a runner ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RunnerExit {
+    /// The last consumer left and the idle timeout passed.
+    Reaped,
+    /// The serve exited on its own; the next consumer request respawns it.
+    ServeCrashed,
+    /// SIGTERM or SIGINT.
+    Signalled,
+    /// The serve never became healthy; `<key>.error` says why.
+    StartFailed,
+    /// Another runner published this fleet first; ours stood down.
+    Duplicate,
+}
+
+/// Runs one serve to the end. The caller has detached the process.
+pub async fn run_serve(params: RunnerParams) -> RunnerExit {
+    let registry = Registry::at(&params.registry_dir);
+    let key = params.fleet_key.clone();
+    let mut sigterm = signal(SignalKind::terminate()).expect("signal handlers install");
+    let mut sigint = signal(SignalKind::interrupt()).expect("signal handlers install");
+
+    let started = tokio::select! {
+        started = start_serve(&params) => started,
+        _ = sigterm.recv() => return RunnerExit::Signalled,
+        _ = sigint.recv() => return RunnerExit::Signalled,
+    };
+    // The consumer that started us handed us the spawn lock; it goes when the start is decided.
+    let handed_over = PidLock::adopt(&registry.lock_path(&key)).ok().flatten();
+    let StartedServe {
+        serve,
+        files,
+        port,
+        base_url,
+    } = match started {
+        Ok(started) => started,
+        Err(err) => {
+            tracing::warn!(code = err.code(), %err, "serve failed to start");
+            let _ = registry.write_start_failure(&key, &err.failure());
+            drop(handed_over);
+            return RunnerExit::StartFailed;
+        }
+    };
+    match registry.read_record(&key) {
+        // Two runners can exist for one fleet only if a consumer died between starting ours and
+        // handing it the spawn lock; the one that finds the other's live record stands down.
+        Ok(RecordState::Trusted(other)) if other.runner_pid != std::process::id() as i32 => {
+            tracing::warn!(
+                other_runner = other.runner_pid,
+                "another runner already serves this fleet; stopping ours"
+            );
+            serve.stop(None).await;
+            drop(handed_over);
+            return RunnerExit::Duplicate;
+        }
+        // A dead serve's record (its runner was SIGKILLed): its key file and config go before
+        // our record replaces the only pointer to them.
+        Ok(RecordState::Untrusted(old, _)) => {
+            if let Some(dir) = registry.clear_dead_serve_files(&old) {
+                tracing::info!(dir = %dir.display(), "removed a dead serve's private files");
+            }
+        }
+        _ => {}
+    }
+    let me = ProcessIdentity::current();
+    let record = ServeRecord {
+        fleet_key: key.clone(),
+        api_key: params.api_key.clone(),
+        serve_pid: serve.pid(),
+        runner_pid: me.pid,
+        port,
+        host: params.host.clone(),
+        base_url,
+        config_path: files.config_path.display().to_string(),
+        started_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+        idle_timeout_ms: params.idle_timeout_ms,
+        serve_start_time: ProcessIdentity::of(serve.pid()).and_then(|i| i.start_time),
+        runner_start_time: me.start_time,
+        boot_id: me.boot_id.clone(),
+        models: Some(params.models.clone()),
+    };
+    if let Err(err) = registry.write_record(&record) {
+        tracing::error!(%err, "cannot publish the record; stopping the serve");
+        serve.stop(None).await;
+        let _ = registry.write_start_failure(
+            &key,
+            &StartFailure {
+                code: "SERVE_SPAWN_FAILED".into(),
+                message: format!("the runner could not publish the serve: {err}"),
+                ..StartFailure::default()
+            },
+        );
+        return RunnerExit::StartFailed;
+    }
+    let _ = registry.clear_start_failure(&key);
+    tracing::info!(
+        pid = serve.pid(),
+        port,
+        "serve is healthy; record published"
+    );
+
+    let idle = Duration::from_secs_f64(params.idle_timeout_ms.max(0.0) / 1000.0);
+    let mut watch = ConsumerWatch::new(&registry.consumers_dir(&key));
+    let mut empty_since: Option<Instant> = None;
+    let exit = loop {
+        let live = registry.live_consumers(&key, true).unwrap_or_default();
+        watch.track(&live);
+        if live.is_empty() {
+            empty_since.get_or_insert_with(Instant::now);
+        } else {
+            empty_since = None;
+        }
+        let idle_deadline = empty_since.map(|since| since + idle);
+        tokio::select! {
+            report = serve.exited() => {
+                tracing::warn!(kind = report.kind.as_str(), code = ?report.code, signal = ?report.signal, tail = %report.output_tail, "serve exited on its own");
+                let _ = registry.remove_record(&key);
+                break RunnerExit::ServeCrashed;
+            }
+            _ = sigterm.recv() => break RunnerExit::Signalled,
+            _ = sigint.recv() => break RunnerExit::Signalled,
+            _ = watch.changed() => {}
+            _ = sleep_until_deadline(idle_deadline) => {
+                if try_reap(&registry, &key, &record).await {
+                    break RunnerExit::Reaped;
+                }
+                empty_since = None;
+            }
+        }
+    };
+    if exit != RunnerExit::ServeCrashed {
+        let _ = registry.remove_record(&key);
+        let report = serve.stop(None).await;
+        tracing::info!(kind = report.kind.as_str(), "serve stopped");
+    }
+    // Only an empty consumers dir goes: a marker may belong to a consumer about to respawn.
+    let _ = fs::remove_dir(registry.consumers_dir(&key));
+    drop(files);
+    // A spawn lock that names us (held through a reap, or handed over after the start was
+    // decided) goes last, once the serve is gone.
+    if let Ok(Some(lock)) = PidLock::adopt(&registry.lock_path(&key)) {
+        drop(lock);
+    }
+    tracing::info!(?exit, "runner done");
+    exit
+}
+
+/// Sleeps until `deadline`, or forever when there is none.
+async fn sleep_until_deadline(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Takes the spawn lock, removes the record, and re-checks the consumers. True = reap now (the
+/// lock file stays until the serve is gone); false = someone attached, the record is back.
+async fn try_reap(registry: &Registry, key: &str, record: &ServeRecord) -> bool {
+    let policy = RetryPolicy {
+        attempts: 100,
+        base_delay: Duration::from_millis(2),
+        max_delay: Duration::from_millis(50),
+        deadline: Some(Duration::from_secs(2)),
+        jitter: 0.5,
+    };
+    // The lock may already name us (handed over by the consumer that started us).
+    let adopted = PidLock::adopt(&registry.lock_path(key)).ok().flatten();
+    let lock = match adopted {
+        Some(lock) => Ok(lock),
+        None => registry.spawn_lock(key, &policy, &CancelToken::new()).await,
+    };
+    let lock = match lock {
+        Ok(lock) => lock,
+        Err(RegistryError::Lock(err)) if err.is_missing_directory() => {
+            // The registry was removed under us: nobody can attach any more; stop.
+            tracing::warn!("the registry directory is gone; reaping");
+            return true;
+        }
+        Err(err) => {
+            tracing::info!(%err, "idle deadline reached but the spawn lock is busy; re-checking");
+            return false;
+        }
+    };
+    let _ = registry.remove_record(key);
+    if !registry
+        .live_consumers(key, true)
+        .unwrap_or_default()
+        .is_empty()
+    {
+        tracing::info!("a consumer attached at the idle deadline; keeping the serve");
+        let _ = registry.write_record(record);
+        return false;
+    }
+    tracing::info!("idle timeout passed with no consumers; reaping");
+    // Keep the lock file while the serve stops, so no consumer spawns a duplicate meanwhile;
+    // `run` removes it once the serve is gone.
+    std::mem::forget(lock);
+    true
+}

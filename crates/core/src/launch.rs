@@ -1,0 +1,151 @@
+//! The launch protocol between a consumer and the runner it starts, both halves in one place:
+//! the consumer writes [`RunnerParams`] to a private handoff file and runs
+//! `qvac-managed run <file>`; the runner reads (and deletes) the file, forks into its own session,
+//! prints the detached runner's pid on stdout and exits, so the consumer learns the pid and is
+//! left with no zombie.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::registry::Registry;
+
+/// Handed from the consumer to the runner in a 0600 file that the runner deletes on reading.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunnerParams {
+    pub fleet_key: String,
+    pub api_key: String,
+    /// `qvac.config.json` text.
+    pub config_json: String,
+    pub models: Vec<String>,
+    pub host: String,
+    /// A pinned port; `None` = the runner picks a free one.
+    pub port: Option<u16>,
+    pub idle_timeout_ms: f64,
+    pub start_timeout_ms: f64,
+    #[serde(default)]
+    pub grace_ms: Option<f64>,
+    #[serde(default)]
+    pub serve_bin_path: Option<String>,
+    /// Where to look for `node_modules/@qvac/cli` (the consumer's working directory).
+    #[serde(default)]
+    pub project_dir: Option<String>,
+    /// The JS runtime that runs `@qvac/cli`'s entry point (the consumer's own).
+    #[serde(default)]
+    pub node_path: Option<String>,
+    pub registry_dir: String,
+}
+
+impl RunnerParams {
+    /// Reads and deletes the handoff file.
+    pub fn take(path: &Path) -> io::Result<RunnerParams> {
+        let text = fs::read_to_string(path);
+        let _ = fs::remove_file(path);
+        serde_json::from_str(&text?).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+
+    /// Writes the handoff file (0600, exclusive) into the registry directory, named as upstream
+    /// names its own (`<key>.<pid>.<hex>.runner-params.json`) so either sweep clears strays.
+    pub fn write(&self, registry: &Registry) -> io::Result<PathBuf> {
+        let path = registry.dir().join(format!(
+            "{}.{}.{:016x}.runner-params.json",
+            self.fleet_key,
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        let json = serde_json::to_string(self).map_err(io::Error::other)?;
+        crate::private_file::create_new(&path, json.as_bytes())?;
+        Ok(path)
+    }
+
+    /// SIGTERM-to-SIGKILL grace for stopping the serve (default 5 s).
+    pub fn grace(&self) -> Duration {
+        Duration::from_secs_f64(self.grace_ms.unwrap_or(5_000.0).max(0.0) / 1000.0)
+    }
+}
+
+/// The consumer's half: runs `qvac-managed run <params>` and returns the pid it prints.
+pub fn launch_runner(
+    runner: &Path,
+    params: &Path,
+    env: Option<&[(String, String)]>,
+) -> Result<i32, String> {
+    let mut command = Command::new(runner);
+    if let Some(env) = env {
+        command.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
+    }
+    let output = command
+        .arg("run")
+        .arg(params)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !output.status.success() {
+        return Err(format!(
+            "it exited with {}: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .map_err(|_| {
+            format!(
+                "it printed no runner pid: {:?}",
+                String::from_utf8_lossy(&output.stdout)
+            )
+        })
+}
+
+/// The runner's half, in the parent after the fork: tells the consumer the detached pid.
+pub fn announce_runner_pid(pid: i32) {
+    println!("{pid}");
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn params(dir: &Path) -> RunnerParams {
+        RunnerParams {
+            fleet_key: "0123456789abcdef".into(),
+            api_key: "k".into(),
+            config_json: "{}".into(),
+            models: vec!["qwen3.5-9b".into()],
+            host: "127.0.0.1".into(),
+            port: None,
+            idle_timeout_ms: 100.0,
+            start_timeout_ms: 1000.0,
+            grace_ms: None,
+            serve_bin_path: None,
+            project_dir: Some(dir.display().to_string()),
+            node_path: Some("/usr/bin/node".into()),
+            registry_dir: dir.join("reg").display().to_string(),
+        }
+    }
+
+    #[test]
+    fn params_handoff_file_is_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = params(dir.path());
+        let reg = Registry::at(dir.path().join("reg"));
+        reg.ensure_dir().unwrap();
+        let path = p.write(&reg).unwrap();
+        assert!(path
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .ends_with(".runner-params.json"));
+        assert_eq!(p, RunnerParams::take(&path).unwrap());
+        assert!(!path.exists());
+    }
+}

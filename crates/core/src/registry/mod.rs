@@ -1,0 +1,431 @@
+//! The on-disk registry of managed serves, laid out exactly as `@qvac/ai-sdk-provider@0.7.0`
+//! lays it out, so both implementations see (and share) each other's serves:
+//!
+//! ```text
+//! ~/.qvac/managed-serves/            0700, ours (owner and mode are checked, never loosened)
+//!   <key>.json                       the serve record, 0600, written tmp + fsync + rename
+//!   <key>.lock                       spawn lock: created exclusively, holder pid on line 1
+//!   <key>.consumers/<pid>.<8 hex>    one marker per live provider
+//!   <key>.error                      last start failure: "CODE: message" + exit status + output tail
+//!   <key>.log                        the runner's log
+//! ```
+//!
+//! A record is trusted only if it parses with the right types, names its own key, its baseURL
+//! points at its host:port, and its serve and runner pids are alive (and, where the record has
+//! them, have the recorded start times). Anything else is ignored, and deleted only by
+//! [`Registry::sweep`] once every process it names is provably dead.
+//!
+//! One concept per module: [`dir`] (directory safety), [`record`] (records and trust),
+//! [`start_failure`], [`consumers`] (markers), [`sweep`].
+
+mod consumers;
+mod dir;
+mod record;
+mod start_failure;
+mod sweep;
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub use consumers::ConsumerMarker;
+pub use record::{RecordState, ServeInfo, ServeRecord};
+pub use start_failure::StartFailure;
+pub use sweep::{SweepPlan, SweepReport};
+
+use crate::pid_lock::{PidLock, PidLockError};
+use crate::retry::{CancelToken, RetryPolicy};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("registry directory {} is unsafe: {reason}. Fix it with: {fix}", dir.display())]
+    Unsafe {
+        dir: PathBuf,
+        reason: String,
+        fix: String,
+    },
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("cannot find the home directory: set $HOME")]
+    NoHome,
+    #[error(transparent)]
+    Lock(#[from] PidLockError),
+}
+
+impl RegistryError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            RegistryError::Unsafe { .. } => "REGISTRY_UNSAFE",
+            RegistryError::Io { .. } | RegistryError::NoHome => "REGISTRY_IO",
+            RegistryError::Lock(e) => e.code(),
+        }
+    }
+}
+
+pub(crate) fn io_err<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> RegistryError + 'a {
+    move |source| RegistryError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The registry directory. Every path it hands out is inside it.
+#[derive(Clone, Debug)]
+pub struct Registry {
+    dir: PathBuf,
+}
+
+impl Registry {
+    /// `$HOME/.qvac/managed-serves`, as upstream (Node's `os.homedir()`, which honours $HOME).
+    pub fn default_location() -> Result<Registry, RegistryError> {
+        let home = std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| {
+                nix::unistd::User::from_uid(nix::unistd::geteuid())
+                    .ok()
+                    .flatten()
+                    .map(|u| u.dir)
+            })
+            .ok_or(RegistryError::NoHome)?;
+        Ok(Registry::at(home.join(".qvac").join("managed-serves")))
+    }
+
+    pub fn at(dir: impl Into<PathBuf>) -> Registry {
+        Registry { dir: dir.into() }
+    }
+
+    /// `dir` when given, else [`default_location`](Self::default_location).
+    pub fn at_or_default(dir: Option<impl Into<PathBuf>>) -> Result<Registry, RegistryError> {
+        match dir {
+            Some(dir) => Ok(Registry::at(dir)),
+            None => Registry::default_location(),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn record_path(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("{key}.json"))
+    }
+
+    pub fn lock_path(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("{key}.lock"))
+    }
+
+    pub fn consumers_dir(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("{key}.consumers"))
+    }
+
+    /// `<key>.error`: the last start failure (upstream's name for the file).
+    pub fn start_failure_path(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("{key}.error"))
+    }
+
+    /// `<key>.log`: the runner's log.
+    pub fn log_path(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("{key}.log"))
+    }
+
+    /// One attempt at the spawn lock (0600, interoperable with upstream's).
+    pub fn try_spawn_lock(&self, key: &str) -> Result<PidLock, RegistryError> {
+        self.ensure_dir()?;
+        Ok(PidLock::try_acquire_with_mode(&self.lock_path(key), 0o600)?)
+    }
+
+    /// Waits for the spawn lock under `policy`. Does not create the directory: a runner whose
+    /// registry was removed gets an error rather than a re-created directory.
+    pub async fn spawn_lock(
+        &self,
+        key: &str,
+        policy: &RetryPolicy,
+        cancel: &CancelToken,
+    ) -> Result<PidLock, RegistryError> {
+        Ok(PidLock::acquire_with_mode(&self.lock_path(key), 0o600, policy, cancel).await?)
+    }
+
+    /// Fleet keys that have a record file, trusted or not.
+    pub(crate) fn record_keys(&self) -> Result<Vec<String>, RegistryError> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(io_err("list", &self.dir)(e)),
+        };
+        let mut keys: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let key = name.strip_suffix(".json")?;
+                (!key.contains('.')).then(|| key.to_owned())
+            })
+            .collect();
+        keys.sort();
+        Ok(keys)
+    }
+}
+
+pub(crate) fn remove_file_if_present(path: &Path) -> Result<(), RegistryError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err("remove", path)(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::path::PathBuf;
+
+    fn registry() -> (tempfile::TempDir, Registry) {
+        let home = tempfile::tempdir().unwrap();
+        let reg = Registry::at(home.path().join(".qvac/managed-serves"));
+        (home, reg)
+    }
+
+    fn dead_pid() -> i32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        child.wait().unwrap();
+        pid
+    }
+
+    fn record(key: &str, serve_pid: i32, runner_pid: i32) -> ServeRecord {
+        ServeRecord {
+            fleet_key: key.into(),
+            api_key: "k".repeat(43),
+            serve_pid,
+            runner_pid,
+            port: 41000,
+            host: "127.0.0.1".into(),
+            base_url: "http://127.0.0.1:41000/v1".into(),
+            config_path: "/nonexistent/qvac.config.json".into(),
+            started_at: "2026-11-24T00:00:00.000Z".into(),
+            idle_timeout_ms: 300000.0,
+            serve_start_time: None,
+            runner_start_time: None,
+            boot_id: None,
+            models: Some(vec!["qwen3.5-9b".into()]),
+        }
+    }
+
+    #[test]
+    fn dir_is_created_0700_and_unsafe_dirs_are_refused() {
+        let (_home, reg) = registry();
+        reg.ensure_dir().unwrap();
+        assert_eq!(0o700, fs::metadata(reg.dir()).unwrap().mode() & 0o777);
+        fs::set_permissions(reg.dir(), fs::Permissions::from_mode(0o755)).unwrap();
+        let err = reg.ensure_dir().unwrap_err();
+        assert_eq!("REGISTRY_UNSAFE", err.code());
+        assert!(err.to_string().contains("chmod 700"), "{err}");
+        assert_eq!(
+            0o755,
+            fs::metadata(reg.dir()).unwrap().mode() & 0o777,
+            "never loosened or fixed silently"
+        );
+    }
+
+    #[test]
+    fn records_round_trip_and_are_trusted_only_when_sound() {
+        let (_home, reg) = registry();
+        let me = std::process::id() as i32;
+        let rec = record("aaaaaaaaaaaaaaaa", me, me);
+        reg.write_record(&rec).unwrap();
+        let path = reg.record_path("aaaaaaaaaaaaaaaa");
+        assert!(fs::read_to_string(&path)
+            .unwrap()
+            .contains("\"idleTimeoutMs\": 300000,"));
+        assert_eq!(0o600, fs::metadata(&path).unwrap().mode() & 0o777);
+        assert_eq!(
+            RecordState::Trusted(Box::new(rec.clone())),
+            reg.read_record("aaaaaaaaaaaaaaaa").unwrap()
+        );
+
+        let untrusted = |r: ServeRecord| {
+            reg.write_record(&r).unwrap();
+            matches!(
+                reg.read_record(&r.fleet_key).unwrap(),
+                RecordState::Untrusted(..)
+            )
+        };
+        assert!(untrusted(ServeRecord {
+            base_url: "http://10.0.0.1:41000/v1".into(),
+            ..rec.clone()
+        }));
+        assert!(untrusted(ServeRecord {
+            serve_pid: dead_pid(),
+            ..rec.clone()
+        }));
+        assert!(untrusted(ServeRecord {
+            runner_pid: 1,
+            ..rec.clone()
+        }));
+        assert!(untrusted(ServeRecord {
+            api_key: String::new(),
+            ..rec.clone()
+        }));
+        assert!(untrusted(ServeRecord {
+            serve_start_time: Some(1),
+            ..rec.clone()
+        }));
+
+        fs::write(
+            &path,
+            "{\"fleetKey\": \"aaaaaaaaaaaaaaaa\", \"servePid\": \"12\"",
+        )
+        .unwrap();
+        assert!(matches!(
+            reg.read_record("aaaaaaaaaaaaaaaa").unwrap(),
+            RecordState::Corrupt(_)
+        ));
+        // Stored under another key: tampered.
+        fs::write(
+            reg.record_path("bbbbbbbbbbbbbbbb"),
+            serde_json::to_string(&rec).unwrap(),
+        )
+        .unwrap();
+        assert!(matches!(
+            reg.read_record("bbbbbbbbbbbbbbbb").unwrap(),
+            RecordState::Untrusted(..)
+        ));
+    }
+
+    #[test]
+    fn consumers_are_listed_live_and_dead_ones_pruned() {
+        let (_home, reg) = registry();
+        let key = "cccccccccccccccc";
+        let mut mine = reg.add_consumer(key).unwrap();
+        assert!(mine.id().starts_with(&format!("{}.", std::process::id())));
+        let dir = reg.consumers_dir(key);
+        assert_eq!(0o700, fs::metadata(&dir).unwrap().mode() & 0o777);
+        fs::write(dir.join(format!("{}.deadbeef", dead_pid())), "").unwrap();
+        fs::write(dir.join("garbage"), "").unwrap();
+        assert_eq!(
+            vec![std::process::id() as i32],
+            reg.live_consumers(key, false).unwrap()
+        );
+        assert_eq!(3, fs::read_dir(&dir).unwrap().count());
+        reg.live_consumers(key, true).unwrap();
+        assert_eq!(1, fs::read_dir(&dir).unwrap().count());
+        mine.remove();
+        mine.remove();
+        assert!(reg.live_consumers(key, false).unwrap().is_empty());
+    }
+
+    #[test]
+    fn error_files_round_trip_and_read_upstream_text() {
+        let (_home, reg) = registry();
+        let failure = StartFailure {
+            code: "SERVE_EXITED".into(),
+            message: "qvac serve exited before becoming healthy (code=1, signal=null).".into(),
+            output_tail: "boom\nline 2".into(),
+            exit_code: Some(1),
+            signal: None,
+        };
+        reg.write_start_failure("k", &failure).unwrap();
+        assert_eq!(Some(failure.clone()), reg.read_start_failure("k").unwrap());
+        let signalled = StartFailure {
+            exit_code: None,
+            signal: Some("SIGKILL".into()),
+            output_tail: String::new(),
+            ..failure.clone()
+        };
+        reg.write_start_failure("s", &signalled).unwrap();
+        assert_eq!(Some(signalled), reg.read_start_failure("s").unwrap());
+        fs::write(
+            reg.start_failure_path("u"),
+            "qvac serve did not become healthy: x\n",
+        )
+        .unwrap();
+        let upstream = reg.read_start_failure("u").unwrap().unwrap();
+        assert_eq!("SERVE_SPAWN_FAILED", upstream.code);
+        assert_eq!("qvac serve did not become healthy: x", upstream.message);
+        assert_eq!((None, None), (upstream.exit_code, upstream.signal));
+        reg.clear_start_failure("k").unwrap();
+        assert_eq!(None, reg.read_start_failure("k").unwrap());
+    }
+
+    #[test]
+    fn sweep_removes_only_what_is_provably_dead() {
+        let (_home, reg) = registry();
+        let me = std::process::id() as i32;
+        let live = record("1111111111111111", me, me);
+        reg.write_record(&live).unwrap();
+        let _marker = reg.add_consumer(&live.fleet_key).unwrap();
+        let dead = record("2222222222222222", dead_pid(), dead_pid());
+        reg.write_record(&dead).unwrap();
+        let half = record("3333333333333333", dead_pid(), me); // runner alive: it cleans up
+        reg.write_record(&half).unwrap();
+        fs::write(reg.record_path("4444444444444444"), "not json").unwrap();
+        fs::write(
+            reg.lock_path("5555555555555555"),
+            format!("{}\n", dead_pid()),
+        )
+        .unwrap();
+        fs::write(reg.lock_path("6666666666666666"), format!("{me}\n")).unwrap();
+        let stale_tmp = reg
+            .dir()
+            .join(format!("7777777777777777.json.{}.123.tmp", dead_pid()));
+        fs::write(&stale_tmp, "{}").unwrap();
+        fs::create_dir(reg.consumers_dir("8888888888888888")).unwrap();
+        fs::write(
+            reg.consumers_dir("8888888888888888")
+                .join(format!("{}.00000000", dead_pid())),
+            "",
+        )
+        .unwrap();
+
+        let planned = reg.sweep_dry_run().unwrap();
+        assert!(
+            reg.record_path(&dead.fleet_key).exists(),
+            "a dry run removes nothing"
+        );
+        assert!(reg.lock_path("5555555555555555").exists());
+        let report = reg.sweep().unwrap();
+        let sorted = |mut v: Vec<PathBuf>| {
+            v.sort();
+            v
+        };
+        assert_eq!(
+            sorted(planned.removed.clone()),
+            sorted(report.removed.clone()),
+            "the dry run lists exactly what is removed"
+        );
+        assert!(reg.record_path(&live.fleet_key).exists());
+        assert_eq!(1, reg.live_consumers(&live.fleet_key, false).unwrap().len());
+        assert!(!reg.record_path(&dead.fleet_key).exists());
+        assert!(reg.record_path(&half.fleet_key).exists());
+        assert!(
+            reg.record_path("4444444444444444").exists(),
+            "corrupt records are reported, not removed"
+        );
+        assert_eq!(vec![reg.record_path("4444444444444444")], report.corrupt);
+        assert!(!reg.lock_path("5555555555555555").exists());
+        assert!(reg.lock_path("6666666666666666").exists());
+        assert!(!stale_tmp.exists());
+        assert!(!reg.consumers_dir("8888888888888888").exists());
+        assert!(report.removed.contains(&reg.record_path(&dead.fleet_key)));
+    }
+
+    #[test]
+    fn temp_config_dirs_outside_tmp_are_never_ours() {
+        assert!(record::owned_temp_config_dir("/tmp/qvac-managed-abc/qvac.config.json").is_some());
+        assert!(
+            record::owned_temp_config_dir("/home/me/qvac-managed-abc/qvac.config.json").is_none()
+        );
+        assert!(record::owned_temp_config_dir("/tmp/other/qvac.config.json").is_none());
+        assert!(record::owned_temp_config_dir("/qvac.config.json").is_none());
+    }
+}

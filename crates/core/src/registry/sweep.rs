@@ -1,0 +1,226 @@
+//! Sweeping: removing what belongs to provably dead serves and consumers, and nothing else.
+//! [`Registry::sweep_plan`] looks and decides (a dry run is the plan); [`Registry::apply_sweep`]
+//! acts on a plan, re-checking each record just before removing it, since a new runner may have
+//! published in between.
+
+use std::fs;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use super::record::{judge_record, owned_temp_config_dir};
+use super::{io_err, remove_file_if_present, RecordState, Registry, RegistryError};
+use crate::pid_lock::PidLock;
+use crate::private_file::temp_writer_pid;
+use crate::process::ProcessIdentity;
+
+/// Upstream's window after which a runner-params handoff file is surely abandoned
+/// (twice the default start timeout).
+const RUNNER_PARAMS_STALE: Duration = Duration::from_secs(360);
+
+/// One thing a sweep removes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Removal {
+    /// `<key>.json` whose serve and runner are both provably dead, with the temp config
+    /// directory it names (when that is one a runner created).
+    DeadRecord {
+        key: String,
+        path: PathBuf,
+        config_dir: Option<PathBuf>,
+    },
+    /// A consumer marker of a dead process.
+    DeadMarker(PathBuf),
+    /// The consumers directory of a fleet with no record and no live consumer.
+    EmptyConsumersDir(PathBuf),
+    /// A spawn lock whose holder is provably dead.
+    StaleLock(PathBuf),
+    /// A temp file whose writer is dead, or an abandoned runner-params file.
+    Leftover(PathBuf),
+}
+
+impl Removal {
+    /// Every path this removal takes away.
+    fn paths(&self) -> Vec<PathBuf> {
+        match self {
+            Removal::DeadRecord {
+                path, config_dir, ..
+            } => std::iter::once(path.clone())
+                .chain(config_dir.clone())
+                .collect(),
+            Removal::DeadMarker(p)
+            | Removal::EmptyConsumersDir(p)
+            | Removal::StaleLock(p)
+            | Removal::Leftover(p) => {
+                vec![p.clone()]
+            }
+        }
+    }
+}
+
+/// What a sweep would do, decided without removing anything.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SweepPlan {
+    pub removals: Vec<Removal>,
+    /// Records kept because a process they name may be alive but the record is not trusted.
+    pub kept_untrusted: Vec<PathBuf>,
+    /// Records that do not parse; never removed (nothing proves their processes dead).
+    pub corrupt: Vec<PathBuf>,
+}
+
+/// What a sweep did (or, for a dry run, would do) and saw.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SweepReport {
+    /// Files and directories removed.
+    pub removed: Vec<PathBuf>,
+    pub kept_untrusted: Vec<PathBuf>,
+    pub corrupt: Vec<PathBuf>,
+}
+
+impl SweepPlan {
+    /// The plan as a report: what a dry run shows.
+    pub fn to_report(&self) -> SweepReport {
+        SweepReport {
+            removed: self.removals.iter().flat_map(Removal::paths).collect(),
+            kept_untrusted: self.kept_untrusted.clone(),
+            corrupt: self.corrupt.clone(),
+        }
+    }
+}
+
+impl Registry {
+    /// Removes what belongs to provably dead serves and consumers, and nothing else: records
+    /// whose serve and runner are both provably dead (with their temp config dir), dead
+    /// consumers' markers, empty consumer dirs of fleets with no record, spawn locks of dead
+    /// holders, temp files of dead writers, and abandoned runner-params files.
+    pub fn sweep(&self) -> Result<SweepReport, RegistryError> {
+        let plan = self.sweep_plan()?;
+        self.apply_sweep(&plan)
+    }
+
+    /// What [`sweep`](Self::sweep) would remove, removing nothing.
+    pub fn sweep_dry_run(&self) -> Result<SweepReport, RegistryError> {
+        Ok(self.sweep_plan()?.to_report())
+    }
+
+    pub fn sweep_plan(&self) -> Result<SweepPlan, RegistryError> {
+        let mut plan = SweepPlan::default();
+        if !self.dir().exists() {
+            return Ok(plan);
+        }
+        self.check_dir()?;
+        for key in self.record_keys()? {
+            let path = self.record_path(&key);
+            let Ok(text) = fs::read_to_string(&path) else {
+                continue;
+            };
+            match judge_record(&key, &text) {
+                RecordState::Missing | RecordState::Trusted(_) => {}
+                RecordState::Corrupt(_) => plan.corrupt.push(path),
+                RecordState::Untrusted(record, _)
+                    if record.is_gone() && record.fleet_key == key =>
+                {
+                    let config_dir =
+                        owned_temp_config_dir(&record.config_path).filter(|d| d.exists());
+                    plan.removals.push(Removal::DeadRecord {
+                        key,
+                        path,
+                        config_dir,
+                    });
+                }
+                RecordState::Untrusted(..) => plan.kept_untrusted.push(path),
+            }
+        }
+        let dead_records: Vec<&str> = plan
+            .removals
+            .iter()
+            .filter_map(|r| match r {
+                Removal::DeadRecord { key, .. } => Some(key.as_str()),
+                _ => None,
+            })
+            .collect();
+        let mut rest = Vec::new();
+        for entry in fs::read_dir(self.dir())
+            .map_err(io_err("list", self.dir()))?
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = entry.path();
+            if let Some(key) = name.strip_suffix(".consumers") {
+                let markers = self.markers(key)?;
+                rest.extend(markers.dead.into_iter().map(Removal::DeadMarker));
+                let has_record = self.record_path(key).exists() && !dead_records.contains(&key);
+                if !has_record && markers.live.is_empty() {
+                    rest.push(Removal::EmptyConsumersDir(path));
+                }
+            } else if name.ends_with(".lock") {
+                if PidLock::inspect(&path)?.is_some_and(|h| h.is_stale()) {
+                    rest.push(Removal::StaleLock(path));
+                }
+            } else if temp_writer_pid(&name).is_some_and(|pid| {
+                pid > 1 && ProcessIdentity::pid_only(pid).liveness().is_provably_dead()
+            }) || (name.ends_with(".runner-params.json")
+                && older_than(&path, RUNNER_PARAMS_STALE))
+            {
+                rest.push(Removal::Leftover(path));
+            }
+        }
+        plan.removals.extend(rest);
+        Ok(plan)
+    }
+
+    /// Carries out `plan`. A record is re-judged first and kept if it no longer is provably dead;
+    /// a lock is removed only if it is still stale; a consumers directory only if it is empty.
+    pub fn apply_sweep(&self, plan: &SweepPlan) -> Result<SweepReport, RegistryError> {
+        let mut report = SweepReport {
+            removed: vec![],
+            kept_untrusted: plan.kept_untrusted.clone(),
+            corrupt: plan.corrupt.clone(),
+        };
+        for removal in &plan.removals {
+            match removal {
+                Removal::DeadRecord {
+                    key,
+                    path,
+                    config_dir,
+                } => {
+                    let still_dead = fs::read_to_string(path).is_ok_and(|text| {
+                        matches!(judge_record(key, &text), RecordState::Untrusted(r, _) if r.is_gone())
+                    });
+                    if !still_dead {
+                        continue;
+                    }
+                    remove_file_if_present(path)?;
+                    report.removed.push(path.clone());
+                    if let Some(dir) = config_dir {
+                        if fs::remove_dir_all(dir).is_ok() {
+                            report.removed.push(dir.clone());
+                        }
+                    }
+                }
+                Removal::DeadMarker(path) | Removal::Leftover(path) => {
+                    if fs::remove_file(path).is_ok() {
+                        report.removed.push(path.clone());
+                    }
+                }
+                Removal::EmptyConsumersDir(path) => {
+                    if fs::remove_dir(path).is_ok() {
+                        report.removed.push(path.clone());
+                    }
+                }
+                Removal::StaleLock(path) => {
+                    if PidLock::clear_stale(path)? {
+                        report.removed.push(path.clone());
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+}
+
+fn older_than(path: &std::path::Path, age: Duration) -> bool {
+    fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|mtime| SystemTime::now().duration_since(mtime).ok())
+        .is_some_and(|elapsed| elapsed > age)
+}
