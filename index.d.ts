@@ -95,11 +95,6 @@ export interface ConsumersOutcome {
   error?: NativeError
 }
 
-export interface DirOutcome {
-  dir?: string
-  error?: NativeError
-}
-
 export declare function disarmSafetyNet(): void
 
 export interface EnsureOutcome {
@@ -236,8 +231,6 @@ export interface RecordOutcome {
 
 /** Adds this process's marker; removed by `releaseLock(handle)` or at exit. */
 export declare function registryAddConsumer(dir: string | undefined | null, fleetKey: string): ConsumerOutcome
-
-export declare function registryDefaultDir(): DirOutcome
 
 export declare function registryListServes(dir?: string | undefined | null): ListOutcome
 

@@ -773,7 +773,7 @@ if (
   }
 }
 
-const { NativeBackoff, NativeCancelToken, NativeSupervised, armSafetyNet, checkRetryOptions, checkSupervisedOptions, disarmSafetyNet, ensureServe, fileLockAcquire, fileLockTryAcquire, isLockHeld, killAllSupervised, pidLockAcquire, pidLockInspect, pidLockTryAcquire, registryAddConsumer, registryDefaultDir, registryListServes, registryLiveConsumers, registryReadRecord, registryReadStartFailure, registrySweep, registryTrySpawnLock, registryWriteRecord, registryWriteStartFailure, releaseAllLocks, releaseLock, synthesizeServeConfig, validateManagedOptions } = nativeBinding
+const { NativeBackoff, NativeCancelToken, NativeSupervised, armSafetyNet, checkRetryOptions, checkSupervisedOptions, disarmSafetyNet, ensureServe, fileLockAcquire, fileLockTryAcquire, isLockHeld, killAllSupervised, pidLockAcquire, pidLockInspect, pidLockTryAcquire, registryAddConsumer, registryListServes, registryLiveConsumers, registryReadRecord, registryReadStartFailure, registrySweep, registryTrySpawnLock, registryWriteRecord, registryWriteStartFailure, releaseAllLocks, releaseLock, synthesizeServeConfig, validateManagedOptions } = nativeBinding
 export { NativeBackoff }
 export { NativeCancelToken }
 export { NativeSupervised }
@@ -790,7 +790,6 @@ export { pidLockAcquire }
 export { pidLockInspect }
 export { pidLockTryAcquire }
 export { registryAddConsumer }
-export { registryDefaultDir }
 export { registryListServes }
 export { registryLiveConsumers }
 export { registryReadRecord }

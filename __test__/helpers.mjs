@@ -1,7 +1,8 @@
 // Shared by the node:test files (runs under Node and Bun). Every process a test signals is one
 // it spawned itself, by pid.
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import assert from 'node:assert/strict';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -143,4 +144,51 @@ export function running(pid) {
   } catch {
     return false;
   }
+}
+
+/**
+ * Sets environment variables for the rest of the test (the runner and the serve inherit them)
+ * and restores the previous values when it ends. The one way tests change process.env.
+ */
+export function withEnv(t, vars) {
+  const saved = {};
+  for (const [k, v] of Object.entries(vars)) {
+    saved[k] = process.env[k];
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
+  t.after(() => {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  });
+}
+
+/** Points TMPDIR (which runners inherit) at a directory of this test's own, so only its temp config dirs count. */
+export function privateTmp(t) {
+  const dir = tempDir(t);
+  withEnv(t, { TMPDIR: dir });
+  return dir;
+}
+
+/** The runners' private serve directories (`$TMPDIR/qvac-managed-<12 hex>`) now present. */
+export const tempConfigDirs = () => readdirSync(process.env.TMPDIR || tmpdir()).filter((f) => /^qvac-managed-[0-9a-f]{12}$/.test(f));
+
+/**
+ * Waits until nothing is left in the registry but runner logs and start-failure notes, then checks
+ * no temp config dir was added since `tempBefore` (from `tempConfigDirs()`).
+ */
+export async function assertRegistryClean(registryDir, tempBefore, timeoutMs = 15_000) {
+  const leftovers = () => (existsSync(registryDir) ? readdirSync(registryDir).filter((f) => !/\.(log|log\.1|error)$/.test(f)) : []);
+  await waitFor(() => leftovers().length === 0, timeoutMs, `a clean registry (left: ${leftovers().join(', ')})`).catch(() => {
+    assert.deepEqual(leftovers(), [], 'registry leftovers');
+  });
+  const added = tempConfigDirs().filter((d) => !tempBefore.includes(d));
+  assert.deepEqual(added, [], 'temp config dirs removed');
+}
+
+/** Says (with the test runner's diagnostics) that part of a test ran reduced because this is not root. */
+export function noteNotRoot(t, what) {
+  if (!isRoot) t.diagnostic(`not root: ${what} (runs fully as root)`);
 }

@@ -6,24 +6,18 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 
 import { ensureServe, ManagedRegistry, resolveRunnerPath } from '../dist/index.js';
-import { event, fixtures, spawnFixture, tempDir, waitFor, running } from './helpers.mjs';
+import { assertRegistryClean, event, fixtures, privateTmp, spawnFixture, tempConfigDirs, tempDir, waitFor, withEnv, running } from './helpers.mjs';
 
 const fakeServe = join(fixtures, 'fake-serve.mjs');
 const alive = running;
-// setup() points TMPDIR (inherited by runners) at a private directory, so only this test's
-// temp config dirs are counted, whatever else runs on the machine.
-const tempConfigDirs = () => new Set(readdirSync(process.env.TMPDIR ?? tmpdir()).filter((f) => /^qvac-managed-[0-9a-f]{12}$/.test(f)));
 
 /** A fresh registry and options for the fake serve; FAKE_* knobs go through `env`. */
 function setup(t, { idle = 200, env = {}, ...extra } = {}) {
   const registryDir = join(tempDir(t), 'managed-serves');
   const events = join(tempDir(t), 'events.jsonl');
-  const saved = { ...process.env };
-  Object.assign(process.env, { FAKE_SERVE_EVENTS: events, TMPDIR: tempDir(t), ...env });
-  t.after(() => {
-    for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
-    Object.assign(process.env, saved);
-  });
+  // A private TMPDIR (inherited by runners): only this test's temp config dirs are counted.
+  privateTmp(t);
+  withEnv(t, { FAKE_SERVE_EVENTS: events, ...env });
   const options = { mode: 'managed', models: ['qwen3.5-9b'], serveBinPath: fakeServe, serveIdleTimeout: idle, ...extra };
   const readEvents = () => (existsSync(events) ? readFileSync(events, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) : []);
   return { registryDir, options, readEvents, registry: new ManagedRegistry(registryDir), attach: () => ensureServe(options, { registryDir, graceMs: 300 }) };
@@ -33,10 +27,7 @@ function setup(t, { idle = 200, env = {}, ...extra } = {}) {
 async function assertNothingLeft(registryDir, fleetKey, tempBefore) {
   await waitFor(() => !existsSync(join(registryDir, `${fleetKey}.json`)), 10_000, 'record removed');
   await waitFor(() => !existsSync(join(registryDir, `${fleetKey}.lock`)), 10_000, 'lock removed');
-  const left = readdirSync(registryDir).filter((f) => !f.endsWith('.log') && !f.endsWith('.error'));
-  assert.deepEqual(left, [], `registry leftovers: ${left.join(', ')}`);
-  const newTemp = [...tempConfigDirs()].filter((d) => !tempBefore.has(d));
-  assert.deepEqual(newTemp, [], 'temp config dirs removed');
+  await assertRegistryClean(registryDir, tempBefore, 0);
 }
 
 describe('managed serve lifecycle (runner + fake serve)', () => {

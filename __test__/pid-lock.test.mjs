@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 
 import { PidLock, LockHeldError } from '../dist/index.js';
-import { deadPid, event, isRoot, spawnFixture, tempDir } from './helpers.mjs';
+import { deadPid, event, isRoot, noteNotRoot, spawnFixture, tempDir } from './helpers.mjs';
 
 const ageFile = (path, seconds) => {
   const t = Date.now() / 1000 - seconds;
@@ -141,6 +141,7 @@ describe('PidLock', () => {
     writeFileSync(path, '1\n');
     chmodSync(dir, 0o777);
     // As root kill(1, 0) succeeds, so run the attempt as nobody to get a real EPERM.
+    noteNotRoot(t, 'the probe runs as this user, not as nobody');
     const probe = spawnFixture(t, 'lock-probe.mjs', ['pid', path], isRoot ? { uid: 65534, gid: 65534 } : {});
     const result = await probe.next(() => true);
     if (isRoot) assert.equal(result.uid, 65534, 'the probe ran unprivileged');
@@ -206,6 +207,7 @@ describe('PidLock', () => {
     const locked = join(dir, 'ro');
     mkdirSync(locked, { mode: 0o555 });
     chmodSync(locked, 0o555);
+    noteNotRoot(t, 'the probe runs as this user, not as nobody');
     const probe = spawnFixture(t, 'lock-probe.mjs', ['pid', join(locked, 'x.lock')], isRoot ? { uid: 65534, gid: 65534 } : {});
     const result = await probe.next(() => true);
     if (isRoot) assert.equal(result.uid, 65534, 'the probe ran unprivileged');

@@ -12,45 +12,17 @@ import { describe, test } from 'node:test';
 import { generateText } from 'ai';
 
 import { createQvac, ensureServe, ManagedRegistry, PidLock, resolveRunnerPath, validateManagedOptions } from '../dist/index.js';
-import { event, fixtures, isRoot, running, spawnFixture, tempDir, waitFor } from '../__test__/helpers.mjs';
+import { assertRegistryClean, event, fixtures, isRoot, privateTmp, running, spawnFixture, tempConfigDirs, tempDir, waitFor, withEnv } from '../__test__/helpers.mjs';
 
 const fakeServe = join(fixtures, 'fake-serve.mjs');
 const MODEL = 'QWEN3_600M_INST_Q4';
 let n = 0;
 const fleetOptions = (extra = {}) => ({ mode: 'managed', models: [{ name: MODEL, config: { fault: `${process.pid}-${n++}` } }], serveBinPath: fakeServe, serveIdleTimeout: 200, ...extra });
-// Each test points TMPDIR (which runners inherit) at its own directory, so temp config dirs of
-// other processes on the machine never count.
-const tempConfigDirs = () => readdirSync(tmpdir()).filter((f) => /^qvac-managed-[0-9a-f]{12}$/.test(f));
-function privateTmp(t) {
-  const dir = tempDir(t);
-  withEnv(t, { TMPDIR: dir });
-  return dir;
-}
+// Each test calls privateTmp(t): TMPDIR (which runners inherit) is its own directory, so temp
+// config dirs of other processes on the machine never count.
 const fds = () => readdirSync('/proc/self/fd').length;
 
-function withEnv(t, vars) {
-  const saved = {};
-  for (const [k, v] of Object.entries(vars)) {
-    saved[k] = process.env[k];
-    process.env[k] = v;
-  }
-  t.after(() => {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  });
-}
-
-/** Nothing left in the registry but logs and start-failure notes, and no temp config dirs. */
-async function assertClean(registryDir, tempBefore) {
-  await waitFor(() => {
-    const left = existsSync(registryDir) ? readdirSync(registryDir).filter((f) => !f.endsWith('.log') && !f.endsWith('.log.1') && !f.endsWith('.error')) : [];
-    return left.length === 0;
-  }, 15_000, `clean registry (left: ${existsSync(registryDir) ? readdirSync(registryDir).join(', ') : ''})`);
-  const newTemp = tempConfigDirs().filter((d) => !tempBefore.includes(d));
-  assert.deepEqual(newTemp, [], 'temp config dirs removed');
-}
+const assertClean = (registryDir, tempBefore) => assertRegistryClean(registryDir, tempBefore);
 
 const gc = (registryDir) => spawnSync(resolveRunnerPath(), ['gc', '--registry', registryDir], { encoding: 'utf8' });
 

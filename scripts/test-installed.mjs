@@ -46,7 +46,7 @@ try {
     for (const file of project.tests) cpSync(join(suite, file), join(dir, 'test', file));
     cpSync(join(root, '__test__', 'helpers.mjs'), join(dir, 'test', 'helpers.mjs'));
     cpSync(join(suite, 'fixtures'), join(dir, 'test', 'fixtures'), { recursive: true });
-    cpSync(join(root, '__test__', 'fixtures', 'fake-serve.mjs'), join(dir, 'test', 'fixtures', 'fake-serve.mjs'));
+    for (const file of ['fake-serve.mjs', 'common.mjs']) cpSync(join(root, '__test__', 'fixtures', file), join(dir, 'test', 'fixtures', file));
     for (const runtime of only) {
       const [cmd, args] = runtimes[runtime];
       const files = project.tests.map((f) => `./test/${f}`);

@@ -20,7 +20,7 @@ const testFiles = readdirSync(join(root, '__test__'))
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
 const steps = [
   ['check', 'npm', ['run', '--silent', 'check']],
-  ['cargo', 'cargo', ['test', '-p', 'qvac-managed-core', '--quiet']],
+  ['cargo', 'cargo', ['test', '-p', 'qvac-managed-core', '-p', 'qvac-managed-cli', '--quiet']],
   ['node20', machineNode, ['--test', '--test-concurrency=1', ...testFiles]],
   ['node22', bin('node'), ['--test', '--test-concurrency=1', ...testFiles]],
   ['bun', bin('bun'), ['test', '--timeout', '60000', ...testFiles.map((f) => `./${f}`)]],

@@ -16,13 +16,6 @@ fn registry(dir: Option<String>) -> Result<Registry, RegistryError> {
     Registry::at_or_default(dir)
 }
 
-outcome! { DirOutcome { dir: String } }
-
-#[napi]
-pub fn registry_default_dir() -> DirOutcome {
-    registry(None).map(|r| r.dir().display().to_string()).into()
-}
-
 #[napi(object)]
 pub struct ServeEntry {
     pub fleet_key: String,

@@ -1,3 +1,4 @@
+// AbortSignal wiring: a native cancel token per signal, so native waits end the moment JS aborts.
 import { abortError } from './errors.js';
 import { NativeCancelToken } from './native.js';
 

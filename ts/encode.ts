@@ -1,3 +1,4 @@
+// Tagged JSON for arbitrary JS values (undefined, non-finite numbers, key order) sent to the addon.
 /**
  * Encodes any JS value as tagged JSON for the native side, keeping what plain JSON loses:
  * `undefined`, non-finite numbers, functions, and object key order. Pure marshalling; the

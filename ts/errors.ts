@@ -1,3 +1,4 @@
+// Every error class the package throws, each with a stable `.code`, and the one map from native errors.
 import { QvacError } from './error-base.cjs';
 import type { NativeError } from './native.js';
 
@@ -15,6 +16,11 @@ export class InvalidOptionError extends QvacManagedModeError {
   constructor(message: string, option?: string) {
     super('INVALID_OPTION', message);
     this.option = option;
+  }
+
+  /** The message core writes for the same mistake: "invalid option `x`: got y; expected z". */
+  static because(option: string, received: string, expected: string): InvalidOptionError {
+    return new InvalidOptionError(`invalid option \`${option}\`: got ${received}; expected ${expected}`, option);
   }
 }
 

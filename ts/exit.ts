@@ -1,3 +1,4 @@
+// At process exit: release every lock and marker this process holds and kill supervised children.
 import * as native from './native.js';
 
 // What this process holds is let go at exit, however the exit comes ('exit' runs for a normal

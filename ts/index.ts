@@ -1,3 +1,4 @@
+// The package's public API: everything users import from 'qvac-managed'.
 export { PidLock, FileLock } from './locks.js';
 export type {
   WaitOptions,

@@ -1,3 +1,4 @@
+// PidLock and FileLock: the JS classes over the native locks, with bounded, cancellable waits.
 import { withSignal } from './cancel.js';
 import './exit.js';
 import { InvalidOptionError, abortError, fromNative } from './errors.js';
@@ -35,10 +36,7 @@ export interface PidLockInspection {
 
 function checkPath(path: unknown): string {
   if (typeof path !== 'string' || path.length === 0) {
-    throw new InvalidOptionError(
-      `invalid option \`path\`: got ${JSON.stringify(path)}; expected a non-empty file path`,
-      'path'
-    );
+    throw InvalidOptionError.because('path', JSON.stringify(path), 'a non-empty file path');
   }
   return path;
 }

@@ -1,3 +1,4 @@
+// Managed-mode options: validation, serve config and fleet key, computed natively as upstream does.
 import { encodeValue } from './encode.js';
 import { fromNative } from './errors.js';
 import * as native from './native.js';

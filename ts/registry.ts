@@ -1,3 +1,7 @@
+// ManagedRegistry: the on-disk registry of managed serves (records, locks, markers, start failures, sweep).
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+
 import { fromNative } from './errors.js';
 import * as native from './native.js';
 
@@ -76,6 +80,15 @@ export class RegistryHandle {
   }
 }
 
+/**
+ * `$HOME/.qvac/managed-serves`, as upstream (`os.homedir()`, which is $HOME when set). $HOME is read
+ * here, not natively, because Bun's native environment does not follow a runtime change of
+ * process.env.HOME. The one place the default registry path is computed.
+ */
+export function defaultRegistryDir(): string {
+  return join(process.env['HOME'] || homedir(), '.qvac', 'managed-serves');
+}
+
 function check<T extends { error?: native.NativeError }>(outcome: T): T {
   if (outcome.error) throw fromNative(outcome.error);
   return outcome;
@@ -95,7 +108,7 @@ export class ManagedRegistry {
 
   /** `$HOME/.qvac/managed-serves`. */
   static defaultDir(): string {
-    return check(native.registryDefaultDir()).dir!;
+    return defaultRegistryDir();
   }
 
   /** One entry per live serve, ours or upstream's. */

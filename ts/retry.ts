@@ -1,3 +1,4 @@
+// retry() and singleFlight(): the native backoff policy driven from the event loop, never blocking it.
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { RetryExhaustedError, abortError, fromNative } from './errors.js';

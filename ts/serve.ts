@@ -1,5 +1,4 @@
-import { homedir } from 'node:os';
-import { join } from 'node:path';
+// ensureServe(): attach to (or start) the shared managed serve for a set of options.
 
 import { encodeValue } from './encode.js';
 import './exit.js';
@@ -7,6 +6,7 @@ import { fromNative } from './errors.js';
 import type { ManagedOptions } from './managed-options.js';
 import * as native from './native.js';
 import { resolveRunner } from './platform.cjs';
+import { defaultRegistryDir } from './registry.js';
 
 /** Where the platform's `qvac-managed` binary is, or NATIVE_BINARY_MISSING (see `resolveRunner`). */
 export function resolveRunnerPath(): string {
@@ -77,9 +77,7 @@ export async function ensureServe(options: ManagedOptions, attach: AttachOptions
     projectDir: attach.projectDir ?? process.cwd(),
     nodePath: process.execPath,
     graceMs: attach.graceMs,
-    // As upstream (os.homedir(), which is $HOME when set); read $HOME directly because Bun's
-    // homedir() does not follow a runtime change of process.env.HOME.
-    registryDir: attach.registryDir ?? join(process.env['HOME'] || homedir(), '.qvac', 'managed-serves'),
+    registryDir: attach.registryDir ?? defaultRegistryDir(),
     // The runner and serve get what this process sees as its environment (in Bun,
     // process.env is not the C environment a native spawn would inherit).
     env: Object.entries(process.env).flatMap(([k, v]) => (v === undefined ? [] : [[k, v]]))

@@ -1,3 +1,4 @@
+// The shutdown coordinator for SDK workers and Electron main processes, and requestCleanup for parents.
 import type { ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -62,7 +63,7 @@ const isShutdownMessage = (msg: unknown): boolean =>
 function positiveMs(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw new InvalidOptionError(`invalid option \`${name}\`: got ${String(value)}; expected a finite number of milliseconds >= 0`, name);
+    throw InvalidOptionError.because(name, String(value), 'a finite number of milliseconds >= 0');
   }
   return value;
 }

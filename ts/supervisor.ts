@@ -1,3 +1,4 @@
+// spawnSupervised(): a child in its own process group with readiness, intent-classified exit and group stop.
 import { QvacError, fromNative } from './errors.js';
 import './exit.js';
 import * as native from './native.js';

@@ -1,3 +1,4 @@
+// createQvac in external mode: an OpenAI-compatible provider for a serve someone else runs.
 import type { OpenAICompatibleProvider } from '@ai-sdk/openai-compatible';
 import type { FilesV4, SpeechModelV4, TranscriptionModelV4 } from '@ai-sdk/provider';
 

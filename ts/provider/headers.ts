@@ -1,3 +1,4 @@
+// Header merging for the providers (case-insensitive, later sources win).
 /** Merges header records case-insensitively; later sources win, `undefined` values are skipped. */
 export function mergeHeaders(...sources: (Record<string, string | undefined> | undefined)[]): Record<string, string> {
   const merged = new Headers();

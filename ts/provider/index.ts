@@ -1,3 +1,4 @@
+// createQvac and qvac: picks managed or external mode from the options.
 import { createExternalQvac, type QvacExternalOptions, type QvacProvider } from './external.js';
 import { createManagedQvac, type ManagedQvacProvider, type QvacManagedOptions } from './managed.js';
 

@@ -1,3 +1,4 @@
+// createQvac in managed mode: the provider over a shared managed serve, following respawns.
 import { singleFlight } from '../retry.js';
 import { ensureServe, type AttachOptions, type ManagedServe } from '../serve.js';
 import type { ManagedOptions } from '../managed-options.js';

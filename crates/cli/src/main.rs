@@ -2,6 +2,7 @@
 //! CLI over the registry: `ps`, `stop`, `gc`, `logs`, `doctor`.
 
 mod commands;
+mod platform;
 mod runner;
 
 use std::path::PathBuf;

@@ -16,6 +16,7 @@ use crate::process::ProcessIdentity;
 use crate::registry::{
     ConsumerMarker, RecordState, Registry, RegistryError, ServeRecord, StartFailure,
 };
+use crate::serve_start::StartError;
 
 /// Where and how to start runners.
 #[derive(Clone, Debug)]
@@ -115,6 +116,15 @@ pub async fn ensure_serve(
     fleet_key: &str,
     launch: &RunnerLaunch,
 ) -> Result<Attachment, EnsureError> {
+    // A serveBinPath that does not exist is bad input: refused before anything is written.
+    if let Some(bin) = options.serve_bin_path.as_deref() {
+        if !std::path::Path::new(bin).is_file() {
+            let err = StartError::CliNotFound {
+                detail: format!("serveBinPath {bin} does not exist"),
+            };
+            return Err(EnsureError::Start(err.failure()));
+        }
+    }
     registry.ensure_dir()?;
     if options.reuse {
         if let Some(attached) = try_attach(registry, fleet_key)? {
@@ -285,6 +295,11 @@ async fn spawn_and_wait(
             return Ok(*record);
         }
         if let Some(failure) = registry.read_start_failure(fleet_key)? {
+            // The runner exits right after writing it; once it is gone, the spawn lock handed to
+            // it is provably stale and the caller clears it, so no lock outlives the failure.
+            if let Some(runner) = &runner_identity {
+                wait_until_gone(runner, Duration::from_secs(2)).await;
+            }
             return Err(EnsureError::Start(failure));
         }
         let runner_gone = runner_identity
@@ -315,6 +330,14 @@ async fn spawn_and_wait(
             });
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Waits (bounded) for `process` to be provably gone.
+async fn wait_until_gone(process: &ProcessIdentity, bound: Duration) {
+    let until = Instant::now() + bound;
+    while Instant::now() < until && !process.liveness().is_provably_dead() {
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
 

@@ -6,6 +6,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+#[cfg(target_os = "linux")]
+use crate::platform::watch as linux;
+
 const FALLBACK_POLL: Duration = Duration::from_millis(100);
 
 /// What watching uses on this system; `doctor` reports it.
@@ -83,12 +86,8 @@ impl ConsumerWatch {
                 if self.pidfds.is_empty() {
                     return std::future::pending::<()>().await;
                 }
-                let waits = self.pidfds.values().map(|fd| {
-                    Box::pin(async move {
-                        let _ = fd.readable().await;
-                    })
-                });
-                futures_select_all(waits).await;
+                let waits = self.pidfds.values().map(|fd| Box::pin(fd.readable()));
+                let _ = futures_util::future::select_all(waits).await;
             };
             let dir_event = async {
                 match &self.inotify {
@@ -115,87 +114,6 @@ impl ConsumerWatch {
 
     pub fn dir(&self) -> &Path {
         &self.dir
-    }
-}
-
-/// Resolves when the first of `futures` does.
-async fn futures_select_all<F: std::future::Future<Output = ()> + Unpin>(
-    futures: impl Iterator<Item = F>,
-) {
-    let mut futures: Vec<F> = futures.collect();
-    std::future::poll_fn(move |cx| {
-        for f in futures.iter_mut() {
-            if std::pin::Pin::new(f).poll(cx).is_ready() {
-                return std::task::Poll::Ready(());
-            }
-        }
-        std::task::Poll::Pending
-    })
-    .await
-}
-
-#[cfg(target_os = "linux")]
-mod linux {
-    use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-    use std::path::Path;
-
-    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
-    use tokio::io::unix::AsyncFd;
-
-    /// `Inotify` exposes `AsFd`; tokio's `AsyncFd` wants `AsRawFd`.
-    pub struct InotifyFd(Inotify);
-
-    impl AsRawFd for InotifyFd {
-        fn as_raw_fd(&self) -> RawFd {
-            self.0.as_fd().as_raw_fd()
-        }
-    }
-
-    pub fn watch_dir(dir: &Path) -> Option<AsyncFd<InotifyFd>> {
-        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok()?;
-        inotify
-            .add_watch(
-                dir,
-                AddWatchFlags::IN_CREATE
-                    | AddWatchFlags::IN_DELETE
-                    | AddWatchFlags::IN_MOVED_FROM
-                    | AddWatchFlags::IN_MOVED_TO
-                    | AddWatchFlags::IN_DELETE_SELF,
-            )
-            .ok()?;
-        // SAFETY: `InotifyFd` owns its descriptor and never closes or replaces it while registered.
-        unsafe { AsyncFd::register(InotifyFd(inotify)).ok() }
-    }
-
-    pub async fn drain_events(inotify: &AsyncFd<InotifyFd>) {
-        loop {
-            let Ok(mut guard) = inotify.readable().await else {
-                return std::future::pending().await;
-            };
-            match guard.get_inner().0.read_events() {
-                Ok(events) if !events.is_empty() => return,
-                Ok(_) => guard.clear_ready(),
-                Err(nix::errno::Errno::EAGAIN) => guard.clear_ready(),
-                Err(_) => return std::future::pending().await,
-            }
-        }
-    }
-
-    /// A pidfd for `pid` (readable once the process exits), or `None` where unsupported.
-    pub fn pidfd(pid: i32) -> Option<AsyncFd<OwnedFd>> {
-        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, libc::PIDFD_NONBLOCK) };
-        if fd < 0 {
-            return None;
-        }
-        // SAFETY: the kernel just returned this fd to us; nothing else owns it.
-        let owned = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-        // SAFETY: `owned` owns the pidfd for as long as the registration lives.
-        unsafe { AsyncFd::register(owned).ok() }
-    }
-
-    pub fn pidfd_supported() -> bool {
-        pidfd(std::process::id() as i32).is_some()
     }
 }
 

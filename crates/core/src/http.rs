@@ -5,53 +5,42 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Empty;
-use hyper::Request;
+use hyper::{Request, Uri};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 /// `(host, port, path)` of an `http://host[:port]/path` URL; `https` is not probed here.
 pub fn parse_http_url(url: &str) -> Option<(String, u16, String)> {
-    let rest = url.strip_prefix("http://")?;
-    let (authority, path) = match rest.find(['/', '?', '#']) {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let (host, port) = parse_authority(authority, 80)?;
-    Some((host, port, path.to_owned()))
+    let uri: Uri = url.parse().ok()?;
+    if uri.scheme_str() != Some("http") {
+        return None;
+    }
+    let (host, port) = origin(&uri, 80)?;
+    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    Some((host, port, path))
 }
 
 /// `(host, port)` of an `http(s)://host[:port]/...` URL (default ports applied). IPv6 hosts keep
 /// their brackets. URLs with credentials are refused.
 pub fn parse_http_origin(url: &str) -> Option<(String, u16)> {
-    let (rest, default_port) = if let Some(r) = url.strip_prefix("http://") {
-        (r, 80)
-    } else if let Some(r) = url.strip_prefix("https://") {
-        (r, 443)
-    } else {
-        return None;
+    let uri: Uri = url.parse().ok()?;
+    let default_port = match uri.scheme_str()? {
+        "http" => 80,
+        "https" => 443,
+        _ => return None,
     };
-    let authority = rest.split(['/', '?', '#']).next()?;
-    parse_authority(authority, default_port)
+    origin(&uri, default_port)
 }
 
-fn parse_authority(authority: &str, default_port: u16) -> Option<(String, u16)> {
-    if authority.contains('@') {
+fn origin(uri: &Uri, default_port: u16) -> Option<(String, u16)> {
+    let authority = uri.authority()?;
+    // `user@host` would let a record point probes somewhere its host field does not say.
+    if authority.as_str().contains('@') {
         return None;
     }
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (host, after) = v6.split_once(']')?;
-        (format!("[{host}]"), after.strip_prefix(':'))
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h.to_owned(), Some(p)),
-            None => (authority.to_owned(), None),
-        }
-    };
-    let port = match port {
-        Some(p) => p.parse().ok()?,
-        None => default_port,
-    };
-    (!host.is_empty()).then_some((host, port))
+    let host = authority.host();
+    let port = authority.port_u16().unwrap_or(default_port);
+    (!host.is_empty()).then(|| (host.to_owned(), port))
 }
 
 /// Why a probe did not get a response.

@@ -129,7 +129,8 @@ pub fn json_string(s: &str) -> String {
 }
 
 /// `Number.prototype.toString()` for a finite number (shortest round-trip digits, JS layout).
-pub fn js_number(x: f64) -> String {
+/// Hand-written because the fleet key hashes this text: it must match JS digit for digit.
+pub fn format_js_number(x: f64) -> String {
     if x.is_nan() {
         return "NaN".into();
     }
@@ -176,7 +177,7 @@ fn write_json(value: &JsValue, indent: Option<usize>, depth: usize, out: &mut St
         JsValue::Undefined | JsValue::Function | JsValue::Unsupported(_) => return false,
         JsValue::Null => out.push_str("null"),
         JsValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        JsValue::Number(x) if x.is_finite() => out.push_str(&js_number(*x)),
+        JsValue::Number(x) if x.is_finite() => out.push_str(&format_js_number(*x)),
         JsValue::Number(_) => out.push_str("null"),
         JsValue::String(s) => out.push_str(&json_string(s)),
         JsValue::Array(items) => {
@@ -251,7 +252,7 @@ mod tests {
             (0.1 + 0.2, "0.30000000000000004"),
         ];
         for (x, want) in cases {
-            assert_eq!(want, js_number(x), "{x:e}");
+            assert_eq!(want, format_js_number(x), "{x:e}");
         }
     }
 

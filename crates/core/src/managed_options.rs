@@ -11,7 +11,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::catalog;
-use crate::js_value::{js_number, json_string, JsValue};
+use crate::js_value::{format_js_number, json_string, JsValue};
 use crate::options::InvalidOption;
 
 pub const DEFAULT_SERVE_HOST: &str = "127.0.0.1";
@@ -107,7 +107,7 @@ impl OptionsError {
 fn describe(value: &JsValue) -> String {
     match value {
         JsValue::String(s) => format!("string {}", json_string(s)),
-        JsValue::Number(x) => js_number(*x),
+        JsValue::Number(x) => format_js_number(*x),
         JsValue::Bool(b) => b.to_string(),
         other => other.type_name().to_owned(),
     }

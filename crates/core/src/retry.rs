@@ -76,7 +76,8 @@ impl RetryPolicy {
 }
 
 /// The policy applied to one operation: call [`next_delay`](Self::next_delay) after each
-/// failed attempt.
+/// failed attempt. Hand-written (not a backoff crate) so the JS `retry()` and the native waits
+/// follow exactly the documented delays, bounds and jitter.
 #[derive(Debug)]
 pub struct Backoff {
     policy: RetryPolicy,

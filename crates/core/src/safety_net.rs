@@ -33,8 +33,7 @@ impl SafetyNet {
                     "qvac-managed: shutdown did not finish within {} ms; exiting with code {code}",
                     after.as_millis()
                 );
-                // SAFETY: _exit ends the process at once; nothing after it runs.
-                unsafe { libc::_exit(code) }
+                crate::platform::exit_immediately(code)
             })
             .expect("the safety-net thread starts");
         SafetyNet { disarmed }

@@ -237,7 +237,7 @@ impl Supervised {
             command.current_dir(cwd);
         }
         if spec.die_with_parent {
-            set_parent_death_signal(&mut command);
+            platform::set_parent_death_signal(&mut command);
         }
         let mut child = command.spawn().map_err(|source| SpawnError {
             command: spec.command.clone(),
@@ -509,25 +509,6 @@ async fn reap_group(shared: &Shared) {
     }
 }
 
-#[cfg(target_os = "linux")]
-fn set_parent_death_signal(command: &mut tokio::process::Command) {
-    let parent = std::process::id() as i32;
-    // SAFETY: only async-signal-safe calls (prctl, getppid, kill) run between fork and exec.
-    unsafe {
-        command.pre_exec(move || {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
-            // The parent may have died before the prctl took effect.
-            if nix::unistd::getppid().as_raw() != parent {
-                let _ = nix::sys::signal::raise(Signal::SIGKILL);
-            }
-            Ok(())
-        });
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn set_parent_death_signal(_command: &mut tokio::process::Command) {}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -624,23 +605,41 @@ mod tests {
 
     #[tokio::test]
     async fn http_readiness_polls_until_2xx() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         drop(listener);
-        // A tiny server that starts after a delay; python3 is on the machine image.
-        let mut spec = SupervisorSpec::new("python3");
-        spec.args = vec![
-            "-c".into(),
-            format!("import time,http.server as h; time.sleep(0.2); h.HTTPServer(('127.0.0.1',{port}),h.SimpleHTTPRequestHandler).serve_forever()"),
-        ];
-        spec.cwd = Some(std::env::temp_dir());
+        // An in-process server that starts listening only after 200 ms, then answers 200.
+        let server = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                .await
+                .unwrap();
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let n = conn.read(&mut buf).await.unwrap();
+            conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                .await
+                .unwrap();
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        });
+        let mut spec = sh("sleep 30");
         spec.readiness = Readiness::Http {
-            url: format!("http://127.0.0.1:{port}/"),
+            url: format!("http://127.0.0.1:{port}/health"),
             bearer: None,
         };
         spec.start_timeout = Duration::from_secs(20);
+        let started = Instant::now();
         let child = Supervised::spawn(spec).unwrap();
         child.ready().await.unwrap();
+        assert!(
+            started.elapsed() >= Duration::from_millis(200),
+            "ready before the server listened"
+        );
+        assert!(
+            server.await.unwrap().starts_with("GET /health "),
+            "probed the readiness path"
+        );
         assert_eq!(
             ExitKind::Stopped,
             child.stop(Some(Duration::from_secs(2))).await.kind

@@ -10,9 +10,11 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::process::ExitCode;
 
-use nix::unistd::{fork, setsid, ForkResult};
+use nix::unistd::setsid;
 use qvac_managed_core::launch::{announce_runner_pid, RunnerParams};
 use qvac_managed_core::registry::Registry;
+
+use crate::platform::{fork_single_threaded, Forked};
 
 mod lifecycle;
 use lifecycle::RunnerExit;
@@ -32,13 +34,13 @@ pub fn run(params_path: &Path, foreground: bool) -> ExitCode {
         }
     };
     if !foreground {
-        // SAFETY: no threads exist yet (the runtime is built after the fork).
-        match unsafe { fork() } {
-            Ok(ForkResult::Parent { child }) => {
-                announce_runner_pid(child.as_raw());
+        // No threads exist yet: the runtime is built after the fork.
+        match fork_single_threaded() {
+            Ok(Forked::Parent(child)) => {
+                announce_runner_pid(child);
                 return ExitCode::SUCCESS;
             }
-            Ok(ForkResult::Child) => {}
+            Ok(Forked::Child) => {}
             Err(err) => {
                 eprintln!("qvac-managed run: fork failed: {err}");
                 return ExitCode::from(2);

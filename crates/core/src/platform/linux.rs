@@ -5,19 +5,40 @@ use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::sync::OnceLock;
 
-/// Start time of `pid` in clock ticks since boot (field 22 of `/proc/<pid>/stat`).
-///
-/// Together with the boot id this names one process for the life of the machine: a pid that
-/// is reused gets a different start time.
-pub fn process_start_time(pid: i32) -> Option<u64> {
+/// The fields of `/proc/<pid>/stat` this crate uses (one reader for all of them).
+struct ProcStat {
+    /// Field 3: `R`, `S`, `Z` (zombie), `X` (dead), ...
+    state: char,
+    /// Field 5: the process group.
+    pgrp: i32,
+    /// Field 22: start time in clock ticks since boot.
+    start_time: u64,
+}
+
+fn proc_stat(pid: i32) -> Option<ProcStat> {
     if pid <= 0 {
         return None;
     }
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is parenthesised and may itself contain spaces or ')'.
-    let after_comm = &stat[stat.rfind(')')? + 1..];
-    // after_comm starts at field 3 (state); starttime is field 22.
-    after_comm.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    // Counting from field 3 (state): pgrp is field 5, starttime field 22.
+    let state = fields.next()?.chars().next()?;
+    let pgrp = fields.nth(1)?.parse().ok()?;
+    let start_time = fields.nth(16)?.parse().ok()?;
+    Some(ProcStat {
+        state,
+        pgrp,
+        start_time,
+    })
+}
+
+/// Start time of `pid` in clock ticks since boot (field 22 of `/proc/<pid>/stat`).
+///
+/// Together with the boot id this names one process for the life of the machine: a pid that
+/// is reused gets a different start time.
+pub fn process_start_time(pid: i32) -> Option<u64> {
+    proc_stat(pid).map(|stat| stat.start_time)
 }
 
 /// True while any non-zombie process is in process group `pgid` (scans `/proc`). Zombies are
@@ -27,20 +48,12 @@ pub fn process_group_alive(pgid: i32) -> bool {
         return fallback_group_alive(pgid);
     };
     entries.flatten().any(|entry| {
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
-            return false;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            return false;
-        };
-        let Some(after_comm) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-            return false;
-        };
-        let mut fields = after_comm.split_whitespace();
-        let state = fields.next().unwrap_or("Z");
-        let pgrp = fields.nth(1).and_then(|f| f.parse::<i32>().ok());
-        pgrp == Some(pgid) && state != "Z" && state != "X"
+        let pid = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok());
+        pid.and_then(proc_stat)
+            .is_some_and(|stat| stat.pgrp == pgid && !matches!(stat.state, 'Z' | 'X'))
     })
 }
 
@@ -80,16 +93,7 @@ fn fallback_group_alive(pgid: i32) -> bool {
 
 /// True when `pid` is a zombie: exited, waiting to be reaped. It runs nothing and never will.
 pub fn process_is_zombie(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            let after = &stat[stat.rfind(')')? + 1..];
-            after
-                .split_whitespace()
-                .next()
-                .map(|state| state == "Z" || state == "X")
-        })
-        .unwrap_or(false)
+    proc_stat(pid).is_some_and(|stat| matches!(stat.state, 'Z' | 'X'))
 }
 
 /// This boot's id; it changes on every reboot, so a start time from another boot never matches.
@@ -136,6 +140,23 @@ fn parse_locks_line(line: &str, wanted: (u64, u64, u64)) -> Option<i32> {
     let minor = u64::from_str_radix(id.next()?, 16).ok()?;
     let ino: u64 = id.next()?.parse().ok()?;
     ((major, minor, ino) == wanted).then_some(pid)
+}
+
+/// Makes the child SIGKILLed when this thread's process dies (PR_SET_PDEATHSIG), re-checking
+/// after the prctl in case the parent died before it took effect.
+pub fn set_parent_death_signal(command: &mut tokio::process::Command) {
+    use nix::sys::signal::Signal;
+    let parent = std::process::id() as i32;
+    // SAFETY: only async-signal-safe calls (prctl, getppid, raise) run between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
+            if nix::unistd::getppid().as_raw() != parent {
+                let _ = nix::sys::signal::raise(Signal::SIGKILL);
+            }
+            Ok(())
+        });
+    }
 }
 
 #[cfg(test)]

@@ -4,13 +4,26 @@
 //! (no start time, no boot id, no flock holder lookup): liveness then rests on `kill(pid, 0)`
 //! alone, which cannot tell a reused pid from the original holder.
 
+// The only modules of this crate allowed `unsafe` (see lib.rs); every block says why it is sound.
 #[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
 mod linux;
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+pub mod watch;
 #[cfg(target_os = "linux")]
 pub use linux::{
     boot_id, flock_holder_pid, process_group_alive, process_is_zombie, process_start_time,
-    tcp_listener_pid,
+    set_parent_death_signal, tcp_listener_pid,
 };
+
+/// `_exit(code)`: ends the process at once, skipping atexit handlers and destructors (the
+/// safety net uses it because the thread they would run on may be the stuck one).
+#[allow(unsafe_code)]
+pub fn exit_immediately(code: i32) -> ! {
+    // SAFETY: _exit only ends the process; no Rust invariant can be observed after it.
+    unsafe { libc::_exit(code) }
+}
 
 #[cfg(not(target_os = "linux"))]
 mod fallback {
@@ -36,6 +49,9 @@ mod fallback {
         None
     }
 
+    /// No PR_SET_PDEATHSIG outside Linux: the runner's own stop path is relied on.
+    pub fn set_parent_death_signal(_command: &mut tokio::process::Command) {}
+
     /// Counts zombies too (no portable way to tell them apart).
     pub fn process_group_alive(pgid: i32) -> bool {
         nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), None).is_ok()
@@ -44,5 +60,5 @@ mod fallback {
 #[cfg(not(target_os = "linux"))]
 pub use fallback::{
     boot_id, flock_holder_pid, process_group_alive, process_is_zombie, process_start_time,
-    tcp_listener_pid,
+    set_parent_death_signal, tcp_listener_pid,
 };
