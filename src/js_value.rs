@@ -47,6 +47,8 @@ fn from_tagged(value: &Value) -> JsValue {
             }
             match map.get("$x").and_then(Value::as_str) {
                 Some("bigint") => JsValue::Unsupported("bigint"),
+                Some("too deeply nested") => JsValue::Unsupported("object nested too deeply"),
+                Some("cyclic object") => JsValue::Unsupported("cyclic object"),
                 _ => JsValue::Unsupported("symbol"),
             }
         }

@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
-use std::time::Duration;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -175,7 +174,7 @@ impl NativeSupervised {
         grace_ms: Option<f64>,
     ) -> Result<PromiseRaw<'env, NativeExitReport>> {
         let child = self.child.clone();
-        let grace = grace_ms.map(|ms| Duration::from_secs_f64(ms.max(0.0) / 1000.0));
+        let grace = grace_ms.map(qvac_managed_core::options::millis_saturating);
         env.spawn_future(async move { Ok(child.stop(grace).await.into()) })
     }
 

@@ -2,6 +2,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
+import { stringArg } from './args.js';
 import { fromNative } from './errors.js';
 import * as native from './native.js';
 
@@ -103,6 +104,7 @@ export class ManagedRegistry {
   readonly dir: string;
 
   constructor(dir?: string) {
+    stringArg('dir', dir, true);
     this.dir = dir ?? ManagedRegistry.defaultDir();
   }
 

@@ -1,6 +1,7 @@
 // retry() and singleFlight(): the native backoff policy driven from the event loop, never blocking it.
 import { setTimeout as sleep } from 'node:timers/promises';
 
+import { functionArg, optionalFunctionArg, optionsArg, signalArg } from './args.js';
 import { RetryExhaustedError, abortError, fromNative } from './errors.js';
 import * as native from './native.js';
 import type { WaitOptions } from './locks.js';
@@ -34,6 +35,10 @@ export async function retry<T>(
   fn: (attempt: number, signal: AbortSignal | undefined) => T | Promise<T>,
   options: RetryOptions = {}
 ): Promise<T> {
+  functionArg('fn', fn);
+  optionsArg('options', options);
+  signalArg('signal', options.signal);
+  optionalFunctionArg('retryIf', options.retryIf);
   const policy = checkedRetryOptions(options);
   const { signal, retryIf } = options;
   const backoff = new native.NativeBackoff(policy);
@@ -64,6 +69,7 @@ export async function retry<T>(
 export function singleFlight<A extends unknown[], T>(
   fn: (...args: A) => Promise<T>
 ): (...args: A) => Promise<T> {
+  functionArg('fn', fn);
   let inFlight: Promise<T> | undefined;
   return (...args: A): Promise<T> => {
     if (inFlight) return inFlight;

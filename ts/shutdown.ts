@@ -2,6 +2,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 
+import { millisArg, optionalFunctionArg, optionsArg } from './args.js';
 import { InvalidOptionError } from './errors.js';
 import './exit.js';
 import * as native from './native.js';
@@ -60,12 +61,12 @@ const ACK_MESSAGE = '__shutdown_ack__';
 const isShutdownMessage = (msg: unknown): boolean =>
   msg === SHUTDOWN_MESSAGE || (typeof msg === 'object' && msg !== null && (msg as { type?: unknown }).type === SHUTDOWN_MESSAGE);
 
-function positiveMs(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw InvalidOptionError.because(name, String(value), 'a finite number of milliseconds >= 0');
+const positiveMs = millisArg;
+
+function iterableArg(option: string, value: unknown): void {
+  if (typeof (value as { [Symbol.iterator]?: unknown } | null)?.[Symbol.iterator] !== 'function') {
+    throw InvalidOptionError.because(option, value === null ? 'null' : typeof value, 'an iterable');
   }
-  return value;
 }
 
 const defaultLogger: ShutdownLogger = {
@@ -88,7 +89,15 @@ async function closeOne(resource: ShutdownResource, timeoutMs: number): Promise<
  * native safety net that ends a stuck exit. Cleanup runs exactly once whatever the triggers;
  * the lock is released on every path.
  */
-export function installShutdownHandlers(options: InstallShutdownOptions = {}): ShutdownCoordinator {
+export function installShutdownHandlers(optionsIn?: InstallShutdownOptions): ShutdownCoordinator {
+  const options = optionsArg<InstallShutdownOptions>('options', optionsIn);
+  if (options.resources !== undefined && typeof options.resources !== 'function' && !Array.isArray(options.resources)) {
+    throw InvalidOptionError.because('resources', typeof options.resources, 'an array of resources or a function returning one');
+  }
+  optionalFunctionArg('onCrash', options.onCrash);
+  if (options.lock !== undefined && typeof (options.lock as { release?: unknown } | null)?.release !== 'function') {
+    throw InvalidOptionError.because('lock', String(options.lock), 'a lock with a release() method');
+  }
   const safetyNetMs = positiveMs('safetyNetMs', options.safetyNetMs, 3000);
   const resourceTimeoutMs = positiveMs('resourceTimeoutMs', options.resourceTimeoutMs, 2000);
   const logger = options.logger ?? defaultLogger;
@@ -215,14 +224,19 @@ export async function unloadAll(
   models: Iterable<{ unload(): unknown }>,
   options: { settleMs?: number } = {}
 ): Promise<{ unloaded: number; failed: unknown[] }> {
+  iterableArg('models', models);
+  optionsArg('options', options);
+  const settleMs = millisArg('settleMs', options.settleMs, 0);
   const settled = await Promise.allSettled([...models].map(async (m) => m.unload()));
-  if (options.settleMs) await sleep(options.settleMs);
+  if (settleMs) await sleep(settleMs);
   const failed = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason] : []));
   return { unloaded: settled.length - failed.length, failed };
 }
 
 /** Unloads and removes every model in `loaded` whose key is not in `keep`; returns the evicted keys. */
 export async function evictExcept<K>(loaded: Map<K, { unload(): unknown }>, keep: Iterable<K>): Promise<K[]> {
+  if (!(loaded instanceof Map)) throw InvalidOptionError.because('loaded', typeof loaded, 'a Map of models');
+  iterableArg('keep', keep);
   const kept = new Set(keep);
   const evicted = [...loaded.keys()].filter((k) => !kept.has(k));
   await Promise.allSettled(evicted.map(async (k) => loaded.get(k)!.unload()));
@@ -252,6 +266,11 @@ export async function requestCleanup(
   child: ChildProcess,
   options: { timeoutMs?: number; graceMs?: number } = {}
 ): Promise<CleanupResult> {
+  const worker = child as Partial<ChildProcess> | null;
+  if (typeof worker !== 'object' || worker === null || typeof worker.kill !== 'function' || typeof worker.once !== 'function') {
+    throw InvalidOptionError.because('worker', worker === null ? 'null' : typeof worker, 'a ChildProcess (from fork)');
+  }
+  optionsArg('options', options);
   const timeoutMs = positiveMs('timeoutMs', options.timeoutMs, 10_000);
   const graceMs = positiveMs('graceMs', options.graceMs, 3000);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {

@@ -1,5 +1,6 @@
 // spawnSupervised(): a child in its own process group with readiness, intent-classified exit and group stop.
-import { QvacError, fromNative } from './errors.js';
+import { millisArg, optionsArg, stringArg, stringArrayArg } from './args.js';
+import { InvalidOptionError, QvacError, fromNative } from './errors.js';
 import './exit.js';
 import * as native from './native.js';
 
@@ -71,16 +72,34 @@ function exitOf(report: native.NativeExitReport): SupervisedExit {
  * this process exits are killed. Throws INVALID_OPTION for bad options and SPAWN_FAILED when
  * the command cannot be started.
  */
-export function spawnSupervised(options: SpawnSupervisedOptions): SupervisedProcess {
-  const readiness = options.readiness;
+export function spawnSupervised(optionsIn: SpawnSupervisedOptions): SupervisedProcess {
+  const options = optionsArg<SpawnSupervisedOptions>('options', optionsIn, false);
+  stringArg('command', options.command);
+  stringArrayArg('args', options.args);
+  stringArg('cwd', options.cwd, true);
+  if (options.env !== undefined) {
+    const env = optionsArg<Record<string, unknown>>('env', options.env);
+    const bad = Object.entries(env).find(([, v]) => typeof v !== 'string' || v.includes('\0'));
+    if (bad) throw InvalidOptionError.because(`env.${bad[0]}`, typeof bad[1], 'a string without NUL bytes');
+  }
+  const readiness = options.readiness as { http?: unknown; bearer?: unknown; outputLine?: unknown } | undefined;
+  if (readiness !== undefined) {
+    optionsArg('readiness', readiness, false);
+    if (readiness.http !== undefined) {
+      stringArg('readiness.http', readiness.http);
+      stringArg('readiness.bearer', readiness.bearer, true);
+    } else {
+      stringArg('readiness.outputLine', readiness.outputLine);
+    }
+  }
   const nativeOptions: native.SupervisedOptions = {
     command: options.command,
     args: options.args,
     env: options.env ? Object.entries(options.env) : undefined,
     cwd: options.cwd,
-    readyUrl: readiness && 'http' in readiness ? readiness.http : undefined,
-    readyBearer: readiness && 'http' in readiness ? readiness.bearer : undefined,
-    readyLine: readiness && 'outputLine' in readiness ? readiness.outputLine : undefined,
+    readyUrl: readiness?.http as string | undefined,
+    readyBearer: readiness?.bearer as string | undefined,
+    readyLine: readiness?.http === undefined ? (readiness?.outputLine as string | undefined) : undefined,
     startTimeoutMs: options.startTimeoutMs,
     graceMs: options.graceMs,
     outputTailBytes: options.outputTailBytes,
@@ -104,7 +123,11 @@ export function spawnSupervised(options: SpawnSupervisedOptions): SupervisedProc
     pid: child.pid,
     ready,
     exited,
-    stop: async (opts = {}) => exitOf(await child.stop(opts.graceMs)),
+    stop: async (opts = {}) => {
+      optionsArg('options', opts);
+      const graceMs = opts.graceMs === undefined ? undefined : millisArg('graceMs', opts.graceMs, 0);
+      return exitOf(await child.stop(graceMs));
+    },
     outputTail: () => child.outputTail()
   };
 }

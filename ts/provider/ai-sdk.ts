@@ -7,8 +7,25 @@ import type * as OpenAICompatible from '@ai-sdk/openai-compatible';
 import type * as ProviderUtils from '@ai-sdk/provider-utils';
 import type * as Ai from 'ai';
 
-const load = createRequire(import.meta.url);
+import { QvacError } from '../errors.js';
 
-export const openaiCompatible = (): typeof OpenAICompatible => load('@ai-sdk/openai-compatible') as typeof OpenAICompatible;
-export const providerUtils = (): typeof ProviderUtils => load('@ai-sdk/provider-utils') as typeof ProviderUtils;
-export const ai = (): typeof Ai => load('ai') as typeof Ai;
+const requireFromHere = createRequire(import.meta.url);
+
+/** Loads a peer dependency; a missing one is PEER_DEPENDENCY_MISSING with the install command. */
+function load(name: string, range: string): unknown {
+  try {
+    return requireFromHere(name);
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code !== 'MODULE_NOT_FOUND' && code !== 'ERR_MODULE_NOT_FOUND') throw error;
+    throw new QvacError(
+      'PEER_DEPENDENCY_MISSING',
+      `createQvac needs the peer dependency ${name}, which is not installed. Install it with \`npm install ${name}@${range}\`.`,
+      { cause: error }
+    );
+  }
+}
+
+export const openaiCompatible = (): typeof OpenAICompatible => load('@ai-sdk/openai-compatible', '3') as typeof OpenAICompatible;
+export const providerUtils = (): typeof ProviderUtils => load('@ai-sdk/provider-utils', '5') as typeof ProviderUtils;
+export const ai = (): typeof Ai => load('ai', '7') as typeof Ai;

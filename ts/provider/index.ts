@@ -1,4 +1,5 @@
 // createQvac and qvac: picks managed or external mode from the options.
+import { optionsArg } from '../args.js';
 import { createExternalQvac, type QvacExternalOptions, type QvacProvider } from './external.js';
 import { createManagedQvac, type ManagedQvacProvider, type QvacManagedOptions } from './managed.js';
 
@@ -13,9 +14,10 @@ export type QvacOptions = QvacExternalOptions | QvacManagedOptions;
  */
 export function createQvac(options: QvacManagedOptions): Promise<ManagedQvacProvider>;
 export function createQvac(options?: QvacExternalOptions): QvacProvider;
-export function createQvac(options: QvacOptions = {}): QvacProvider | Promise<ManagedQvacProvider> {
-  if (options.mode === 'managed') return createManagedQvac(options);
-  return createExternalQvac(options);
+export function createQvac(options?: QvacOptions): QvacProvider | Promise<ManagedQvacProvider> {
+  const checked = optionsArg<QvacOptions>('options', options);
+  if (checked.mode === 'managed') return createManagedQvac(checked);
+  return createExternalQvac(checked);
 }
 
 let defaultProvider: QvacProvider | undefined;

@@ -90,58 +90,71 @@ export async function createManagedQvac(options: QvacManagedOptions, attach: Att
     process.off('disconnect', onParentGone);
     throw error;
   }
-  let live: ManagedServe = serve;
-  let closed = false;
-  const reresolve = singleFlight(async () => {
-    const next = await ensureServe(options, attach);
-    const previous = live;
-    live = next;
-    previous.release();
-    return next;
-  });
+  const attached: ManagedServe = serve;
+  try {
+    return buildProvider(attached);
+  } catch (error) {
+    // Nothing of a failed createQvac may pin the serve: the marker goes, the watches stop.
+    if (parentWatch) clearInterval(parentWatch);
+    process.off('disconnect', onParentGone);
+    attached.release();
+    throw error;
+  }
 
-  const baseFetch: typeof fetch = options.fetch ?? fetch;
-  const managedFetch = (async (input: string | URL | Request, init?: RequestInit) => {
-    try {
-      return await baseFetch(retarget(input, live.baseURL), withAuthorization(input, init, live.apiKey));
-    } catch (error) {
-      if (closed || !connectionRefused(error)) throw error;
-      const next = await reresolve();
-      if (closed) {
-        // close() won while we re-attached: do not keep the new serve warm for nobody.
-        next.release();
-        throw error;
+  function buildProvider(first: ManagedServe): ManagedQvacProvider {
+    let live: ManagedServe = first;
+    let closed = false;
+    const reresolve = singleFlight(async () => {
+      const next = await ensureServe(options, attach);
+      const previous = live;
+      live = next;
+      previous.release();
+      return next;
+    });
+
+    const baseFetch: typeof fetch = options.fetch ?? fetch;
+    const managedFetch = (async (input: string | URL | Request, init?: RequestInit) => {
+      try {
+        return await baseFetch(retarget(input, live.baseURL), withAuthorization(input, init, live.apiKey));
+      } catch (error) {
+        if (closed || !connectionRefused(error)) throw error;
+        const next = await reresolve();
+        if (closed) {
+          // close() won while we re-attached: do not keep the new serve warm for nobody.
+          next.release();
+          throw error;
+        }
+        return baseFetch(retarget(input, next.baseURL), withAuthorization(input, init, next.apiKey));
       }
-      return baseFetch(retarget(input, next.baseURL), withAuthorization(input, init, next.apiKey));
-    }
-  }) as typeof fetch;
+    }) as typeof fetch;
 
-  const provider = createExternalQvac({
-    baseURL: live.baseURL,
-    apiKey: live.apiKey,
-    ...(options.headers && { headers: options.headers }),
-    fetch: managedFetch
-  }) as unknown as Record<string | symbol, unknown>;
+    const provider = createExternalQvac({
+      baseURL: live.baseURL,
+      apiKey: live.apiKey,
+      ...(options.headers && { headers: options.headers }),
+      fetch: managedFetch
+    }) as unknown as Record<string | symbol, unknown>;
 
-  let closing: Promise<void> | undefined;
-  const close = (): Promise<void> => {
-    closing ??= (async () => {
-      closed = true;
-      if (parentWatch) clearInterval(parentWatch);
-      process.off('disconnect', onParentGone);
-      live.release();
-    })();
-    return closing;
-  };
-  closeProvider = close;
+    let closing: Promise<void> | undefined;
+    const close = (): Promise<void> => {
+      closing ??= (async () => {
+        closed = true;
+        if (parentWatch) clearInterval(parentWatch);
+        process.off('disconnect', onParentGone);
+        live.release();
+      })();
+      return closing;
+    };
+    closeProvider = close;
 
-  Object.defineProperties(provider, {
-    apiKey: { get: () => live.apiKey, enumerable: false, configurable: false },
-    baseURL: { get: () => live.baseURL, enumerable: true, configurable: true },
-    port: { get: () => live.port, enumerable: true, configurable: true },
-    pid: { get: () => live.pid, enumerable: true, configurable: true }
-  });
-  provider['close'] = close;
-  provider[Symbol.asyncDispose] = close;
-  return provider as unknown as ManagedQvacProvider;
+    Object.defineProperties(provider, {
+      apiKey: { get: () => live.apiKey, enumerable: false, configurable: false },
+      baseURL: { get: () => live.baseURL, enumerable: true, configurable: true },
+      port: { get: () => live.port, enumerable: true, configurable: true },
+      pid: { get: () => live.pid, enumerable: true, configurable: true }
+    });
+    provider['close'] = close;
+    provider[Symbol.asyncDispose] = close;
+    return provider as unknown as ManagedQvacProvider;
+  }
 }

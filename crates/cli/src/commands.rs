@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use qvac_managed_core::consumer_watch::ConsumerWatch;
+use qvac_managed_core::options::millis_saturating;
 use qvac_managed_core::registry::{RecordState, Registry, ServeInfo};
 use qvac_managed_core::serve_start::find_on_path;
 
@@ -42,7 +43,7 @@ pub fn ps(registry: &Registry, json: bool) -> CommandResult {
             s.port,
             s.consumers,
             uptime(&s.started_at).map_or_else(|| "?".into(), human),
-            human(Duration::from_secs_f64(s.idle_timeout_ms / 1000.0)),
+            human(millis_saturating(s.idle_timeout_ms)),
             s.models.join(",")
         );
     }

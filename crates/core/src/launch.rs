@@ -65,7 +65,7 @@ impl RunnerParams {
 
     /// SIGTERM-to-SIGKILL grace for stopping the serve (default 5 s).
     pub fn grace(&self) -> Duration {
-        Duration::from_secs_f64(self.grace_ms.unwrap_or(5_000.0).max(0.0) / 1000.0)
+        crate::options::millis_saturating(self.grace_ms.unwrap_or(5_000.0))
     }
 }
 

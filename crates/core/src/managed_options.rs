@@ -129,7 +129,11 @@ fn optional_millis(options: &JsValue, key: &str) -> Result<Option<Duration>, Opt
     match options.get(key) {
         None | Some(JsValue::Undefined) => Ok(None),
         Some(JsValue::Number(x)) => Ok(Some(crate::options::millis(key, *x)?)),
-        Some(other) => Err(invalid(key, other, "a finite number of milliseconds >= 0")),
+        Some(other) => Err(invalid(
+            key,
+            other,
+            "a number of milliseconds from 0 to 2147483647",
+        )),
     }
 }
 
@@ -171,6 +175,13 @@ pub fn validate(options: &JsValue) -> Result<ManagedOptions, OptionsError> {
     };
     let serve_host = optional_string(options, "serveHost", "a non-empty host name or address")?
         .unwrap_or_else(|| DEFAULT_SERVE_HOST.to_owned());
+    if !is_host(&serve_host) {
+        return Err(invalid(
+            "serveHost",
+            &JsValue::String(serve_host),
+            "a host name or IP address (letters, digits, '.', '-', ':', brackets for IPv6)",
+        ));
+    }
     let serve_start_timeout =
         optional_millis(options, "serveStartTimeout")?.unwrap_or(DEFAULT_SERVE_START_TIMEOUT);
     let serve_idle_timeout =
@@ -180,6 +191,13 @@ pub fn validate(options: &JsValue) -> Result<ManagedOptions, OptionsError> {
         "serveBinPath",
         "a non-empty path to a qvac executable",
     )?;
+    if let Some(path) = serve_bin_path.as_deref().filter(|p| p.contains('\0')) {
+        return Err(invalid(
+            "serveBinPath",
+            &JsValue::String(path.to_owned()),
+            "a path without NUL bytes",
+        ));
+    }
     let reuse = optional_bool(options, "reuse")?.unwrap_or(serve_port.is_none());
     let close_on_parent_exit = optional_bool(options, "closeOnParentExit")?.unwrap_or(false);
     match options.get("headers") {
@@ -193,6 +211,17 @@ pub fn validate(options: &JsValue) -> Result<ManagedOptions, OptionsError> {
                     &format!("headers.{name}"),
                     value,
                     "a string header value",
+                ));
+            }
+            // fetch refuses these at request time; refuse them before anything is started.
+            if let Some((name, value)) = entries.iter().find(|(name, v)| {
+                !is_header_name(name)
+                    || matches!(v, JsValue::String(s) if s.contains(['\r', '\n', '\0']))
+            }) {
+                return Err(invalid(
+                    &format!("headers.{name}"),
+                    value,
+                    "a header name of token characters and a value without CR, LF or NUL",
                 ));
             }
         }
@@ -219,6 +248,23 @@ pub fn validate(options: &JsValue) -> Result<ManagedOptions, OptionsError> {
         serve_idle_timeout,
         close_on_parent_exit,
     })
+}
+
+/// A host name, IPv4 address or IPv6 literal (bracketed or not, with an optional zone): nothing
+/// that could not reach `bind`/`connect` as a host, such as spaces, NUL or `!`.
+fn is_host(host: &str) -> bool {
+    host.len() <= 255
+        && host.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '%' | '_')
+        })
+}
+
+/// An HTTP header name: RFC 9110 token characters.
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
 }
 
 /// Checks the `models` list: shape first (INVALID_OPTION), then upstream's checks in upstream's

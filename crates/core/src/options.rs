@@ -26,16 +26,31 @@ impl InvalidOption {
     }
 }
 
-/// A duration in milliseconds: finite and not negative.
+/// The longest duration accepted anywhere: what a JS timer can hold (2^31-1 ms, about 24.8
+/// days). Every `Instant` plus such a duration fits, so no deadline arithmetic can overflow.
+pub const MAX_MILLIS: f64 = 2_147_483_647.0;
+
+/// A duration in milliseconds: finite, not negative, at most [`MAX_MILLIS`].
 pub fn millis(option: &str, value: f64) -> Result<Duration, InvalidOption> {
-    if !value.is_finite() || value < 0.0 {
+    if !(0.0..=MAX_MILLIS).contains(&value) {
         return Err(InvalidOption::new(
             option,
             value,
-            "a finite number of milliseconds >= 0",
+            "a number of milliseconds from 0 to 2147483647",
         ));
     }
     Ok(Duration::from_secs_f64(value / 1000.0))
+}
+
+/// Milliseconds from a file or another process (a record, runner params), never trusted to be
+/// sound: negative or NaN is zero, anything above [`MAX_MILLIS`] is [`MAX_MILLIS`]. Never panics.
+pub fn millis_saturating(value: f64) -> Duration {
+    let clamped = if value.is_nan() {
+        0.0
+    } else {
+        value.clamp(0.0, MAX_MILLIS)
+    };
+    Duration::from_secs_f64(clamped / 1000.0)
 }
 
 /// A whole number in `min..=max`.
@@ -72,7 +87,8 @@ mod tests {
             Duration::from_millis(250),
             millis("baseDelayMs", 250.0).unwrap()
         );
-        for bad in [f64::NAN, f64::INFINITY, -1.0] {
+        assert!(millis("deadlineMs", MAX_MILLIS).is_ok());
+        for bad in [f64::NAN, f64::INFINITY, -1.0, MAX_MILLIS + 1.0, 1e22] {
             let err = millis("deadlineMs", bad).unwrap_err();
             assert!(err.to_string().contains("`deadlineMs`"), "{err}");
             assert_eq!("INVALID_OPTION", err.code());
@@ -84,5 +100,17 @@ mod tests {
         assert!(integer_in("servePort", 65536.0, 1, 65535).is_err());
         assert!(fraction("jitter", 1.5).is_err());
         assert!(fraction("jitter", f64::NAN).is_err());
+    }
+
+    #[test]
+    fn untrusted_millis_saturate_instead_of_panicking() {
+        assert_eq!(Duration::ZERO, millis_saturating(-1.0));
+        assert_eq!(Duration::ZERO, millis_saturating(f64::NAN));
+        assert_eq!(millis_saturating(MAX_MILLIS), millis_saturating(1e300));
+        assert_eq!(
+            millis_saturating(MAX_MILLIS),
+            millis_saturating(f64::INFINITY)
+        );
+        assert_eq!(Duration::from_millis(1500), millis_saturating(1500.0));
     }
 }

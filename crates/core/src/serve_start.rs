@@ -6,7 +6,6 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use crate::launch::RunnerParams;
 use crate::private_file;
@@ -232,7 +231,7 @@ pub async fn start_serve(params: &RunnerParams) -> Result<StartedServe, StartErr
         ]
         .map(String::from),
     );
-    let start_timeout = Duration::from_secs_f64(params.start_timeout_ms.max(0.0) / 1000.0);
+    let start_timeout = crate::options::millis_saturating(params.start_timeout_ms);
     let mut spec = SupervisorSpec::new(&command);
     spec.args = args;
     spec.readiness = Readiness::Http {

@@ -78,6 +78,13 @@ impl SupervisorSpec {
         spec.env = o.env;
         spec.cwd = o.cwd.map(PathBuf::from);
         spec.readiness = match (o.ready_url, o.ready_line) {
+            (Some(url), _) if http::parse_http_url(&url).is_none() => {
+                return Err(InvalidOption::new(
+                    "readiness.http",
+                    format!("{url:?}"),
+                    "an http:// URL (http://host:port/path)",
+                ))
+            }
             (Some(url), _) => Readiness::Http {
                 url,
                 bearer: o.ready_bearer,

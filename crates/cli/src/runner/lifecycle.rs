@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use qvac_managed_core::consumer_watch::ConsumerWatch;
 use qvac_managed_core::launch::RunnerParams;
+use qvac_managed_core::options::millis_saturating;
 use qvac_managed_core::pid_lock::PidLock;
 use qvac_managed_core::process::ProcessIdentity;
 use qvac_managed_core::registry::{
@@ -125,7 +126,7 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
         "serve is healthy; record published"
     );
 
-    let idle = Duration::from_secs_f64(params.idle_timeout_ms.max(0.0) / 1000.0);
+    let idle = millis_saturating(params.idle_timeout_ms);
     let mut watch = ConsumerWatch::new(&registry.consumers_dir(&key));
     let mut empty_since: Option<Instant> = None;
     let exit = loop {
