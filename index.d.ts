@@ -210,6 +210,7 @@ export interface NativeStartFailure {
 export interface NativeSweepReport {
   removed: Array<string>
   keptUntrusted: Array<string>
+  stoppedOrphans: Array<string>
   corrupt: Array<string>
 }
 
@@ -240,7 +241,8 @@ export declare function registryReadRecord(dir: string | undefined | null, fleet
 
 export declare function registryReadStartFailure(dir: string | undefined | null, fleetKey: string): StartFailureOutcome
 
-export declare function registrySweep(dir?: string | undefined | null): SweepOutcome
+/** Sweeps off the JS thread (orphans are probed over HTTP and stopped with a grace). */
+export declare function registrySweep(dir?: string | undefined | null): Promise<SweepOutcome>
 
 /** One attempt at `<key>.lock`; the handle is released with `releaseLock`. */
 export declare function registryTrySpawnLock(dir: string | undefined | null, fleetKey: string): LockOutcome

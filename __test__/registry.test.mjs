@@ -164,7 +164,7 @@ describe('ManagedRegistry', () => {
     writeFileSync(join(registry.dir, `eeeeeeeeeeeeeeee.lock`), `${await deadPid()}\n`);
     writeFileSync(join(registry.dir, `ffffffffffffffff.json`), '{ torn');
 
-    const report = registry.sweep();
+    const report = await registry.sweep();
     assert.equal(registry.readRecord(KEY).state, 'trusted', 'live serve kept');
     assert.deepEqual(registry.liveConsumers(KEY), [process.pid]);
     assert.equal(existsSync(join(registry.dir, `${KEY}.lock`)), true, 'live spawn lock kept');

@@ -61,6 +61,7 @@ pub fn registry_list_serves(dir: Option<String>) -> ListOutcome {
 pub struct NativeSweepReport {
     pub removed: Vec<String>,
     pub kept_untrusted: Vec<String>,
+    pub stopped_orphans: Vec<String>,
     pub corrupt: Vec<String>,
 }
 
@@ -71,6 +72,7 @@ impl From<SweepReport> for NativeSweepReport {
         NativeSweepReport {
             removed: paths(report.removed),
             kept_untrusted: paths(report.kept_untrusted),
+            stopped_orphans: paths(report.stopped_orphans),
             corrupt: paths(report.corrupt),
         }
     }
@@ -78,12 +80,20 @@ impl From<SweepReport> for NativeSweepReport {
 
 outcome! { SweepOutcome { report: NativeSweepReport } }
 
-#[napi]
-pub fn registry_sweep(dir: Option<String>) -> SweepOutcome {
-    registry(dir)
-        .and_then(|r| r.sweep())
-        .map(NativeSweepReport::from)
-        .into()
+/// Sweeps off the JS thread (orphans are probed over HTTP and stopped with a grace).
+#[napi(ts_return_type = "Promise<SweepOutcome>")]
+pub fn registry_sweep(
+    env: &Env,
+    dir: Option<String>,
+) -> napi::Result<napi::bindgen_prelude::PromiseRaw<'_, SweepOutcome>> {
+    let registry = registry(dir);
+    env.spawn_future(async move {
+        let report = match registry {
+            Ok(registry) => registry.sweep().await,
+            Err(e) => Err(e),
+        };
+        Ok(report.map(NativeSweepReport::from).into())
+    })
 }
 
 #[napi(object)]

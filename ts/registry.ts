@@ -49,6 +49,8 @@ export interface SweepReport {
   removed: string[];
   keptUntrusted: string[];
   corrupt: string[];
+  /** Records of orphaned serves that answered as ours and were stopped. */
+  stoppedOrphans: string[];
 }
 
 export interface StartFailure {
@@ -118,10 +120,13 @@ export class ManagedRegistry {
     return check(native.registryListServes(this.dir)).serves ?? [];
   }
 
-  /** Removes what belongs to provably dead serves and consumers, and nothing else. */
-  sweep(): SweepReport {
-    const { removed, keptUntrusted, corrupt } = check(native.registrySweep(this.dir)).report!;
-    return { removed, keptUntrusted, corrupt };
+  /**
+   * Removes what belongs to provably dead serves and consumers, and stops orphaned serves (runner
+   * dead, serve answering as ours on its recorded URL with its key), as upstream 0.7.0 sweeps.
+   */
+  async sweep(): Promise<SweepReport> {
+    const { removed, keptUntrusted, corrupt, stoppedOrphans } = check(await native.registrySweep(this.dir)).report!;
+    return { removed, keptUntrusted, corrupt, stoppedOrphans };
   }
 
   readRecord(fleetKey: string): RecordRead {
@@ -183,6 +188,6 @@ export function listServes(): ServeListing[] {
 }
 
 /** `sweep()` on the default registry. */
-export function sweepServes(): SweepReport {
+export function sweepServes(): Promise<SweepReport> {
   return new ManagedRegistry().sweep();
 }

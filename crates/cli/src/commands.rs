@@ -177,7 +177,10 @@ pub fn gc(registry: &Registry, dry_run: bool, json: bool) -> CommandResult {
     let report = if dry_run {
         registry.sweep_dry_run()?
     } else {
-        registry.sweep()?
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(registry.sweep())?
     };
     let paths = |v: &[PathBuf]| {
         v.iter()
@@ -191,6 +194,7 @@ pub fn gc(registry: &Registry, dry_run: bool, json: bool) -> CommandResult {
                 "dryRun": dry_run,
                 "removed": paths(&report.removed),
                 "keptUntrusted": paths(&report.kept_untrusted),
+                "stoppedOrphans": paths(&report.stopped_orphans),
                 "corrupt": paths(&report.corrupt),
             }))?
         );
@@ -202,6 +206,14 @@ pub fn gc(registry: &Registry, dry_run: bool, json: bool) -> CommandResult {
     }
     for path in &report.removed {
         println!("{verb} {}", path.display());
+    }
+    let orphan_verb = if dry_run {
+        "would probe (and stop if it answers as ours) the orphaned serve of"
+    } else {
+        "stopped the orphaned serve of"
+    };
+    for path in &report.stopped_orphans {
+        println!("{orphan_verb} {}", path.display());
     }
     for path in &report.kept_untrusted {
         println!("kept {} (a process it names may be alive)", path.display());

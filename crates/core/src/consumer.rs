@@ -131,6 +131,11 @@ pub async fn ensure_serve(
             return Ok(attached);
         }
     }
+    // Off the warm path, as upstream does on every createQvac: stop orphaned serves (their runner
+    // is gone) that answer as ours, and drop what provably dead serves left.
+    if let Err(err) = registry.sweep().await {
+        tracing::warn!(%err, "sweeping the registry before a start failed");
+    }
     let marker = registry.add_consumer(fleet_key)?;
     let result = attach_or_spawn(registry, options, fleet_key, launch, marker).await;
     if result.is_err() {

@@ -137,6 +137,31 @@ impl ProcessIdentity {
     }
 }
 
+/// Stops process group `pgid` that is not our child (an orphaned serve): SIGTERM, SIGKILL after
+/// `grace`, then waits (bounded) until nothing of it runs. True when the group is gone. The caller
+/// must have proved the group is ours (pgid 0, 1 and negatives are refused).
+pub async fn stop_group(pgid: i32, grace: std::time::Duration) -> bool {
+    use std::time::{Duration, Instant};
+    if pgid <= 1 || pgid == std::process::id() as i32 {
+        return false;
+    }
+    let group = Pid::from_raw(pgid);
+    let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGTERM);
+    let started = Instant::now();
+    let mut killed = false;
+    while crate::platform::process_group_alive(pgid) {
+        if !killed && started.elapsed() >= grace {
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+            killed = true;
+        }
+        if started.elapsed() >= grace + Duration::from_secs(5) {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    true
+}
+
 /// `Some(true)` if a process has `pid` (EPERM counts), `Some(false)` if none, `None` for pids
 /// that must never be probed (0 and negatives address process groups).
 pub fn pid_exists(pid: i32) -> Option<bool> {

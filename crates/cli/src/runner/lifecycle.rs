@@ -17,7 +17,7 @@ use qvac_managed_core::consumer_watch::ConsumerWatch;
 use qvac_managed_core::launch::RunnerParams;
 use qvac_managed_core::options::millis_saturating;
 use qvac_managed_core::pid_lock::PidLock;
-use qvac_managed_core::process::ProcessIdentity;
+use qvac_managed_core::process::{Liveness, ProcessIdentity};
 use qvac_managed_core::registry::{
     RecordState, Registry, RegistryError, ServeRecord, StartFailure,
 };
@@ -80,9 +80,41 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
             drop(handed_over);
             return RunnerExit::Duplicate;
         }
-        // A dead serve's record (its runner was SIGKILLed): its key file and config go before
-        // our record replaces the only pointer to them.
+        // Another runner's record that is not trusted. Never overwrite the only pointer to a serve
+        // that still runs: stop it first when it is provably that serve (pid and start time),
+        // otherwise refuse to publish and say how to clear it.
         Ok(RecordState::Untrusted(old, _)) => {
+            let old_serve = old.serve_identity();
+            if !old.is_gone() && old_serve.liveness() == Liveness::Alive {
+                if old_serve.start_time.is_some()
+                    && old.runner_identity().liveness().is_provably_dead()
+                {
+                    tracing::warn!(
+                        serve = old.serve_pid,
+                        "stopping the orphaned serve of a dead runner before publishing"
+                    );
+                    qvac_managed_core::process::stop_group(old.serve_pid, params.grace()).await;
+                } else {
+                    tracing::error!(
+                        serve = old.serve_pid,
+                        "the record names a serve that still runs; not overwriting it"
+                    );
+                    serve.stop(None).await;
+                    let failure = StartFailure {
+                        code: "SERVE_SPAWN_FAILED".into(),
+                        message: format!(
+                            "{} names a serve (pid {}) that still runs but is not this fleet's live serve; it was left alone. Stop it (`kill {}`) or run `qvac-managed gc`, then retry.",
+                            registry.record_path(&key).display(),
+                            old.serve_pid,
+                            old.serve_pid
+                        ),
+                        ..StartFailure::default()
+                    };
+                    let _ = registry.write_start_failure(&key, &failure);
+                    drop(handed_over);
+                    return RunnerExit::StartFailed;
+                }
+            }
             if let Some(dir) = registry.clear_dead_serve_files(&old) {
                 tracing::info!(dir = %dir.display(), "removed a dead serve's private files");
             }

@@ -357,8 +357,8 @@ mod tests {
         assert_eq!(None, reg.read_start_failure("k").unwrap());
     }
 
-    #[test]
-    fn sweep_removes_only_what_is_provably_dead() {
+    #[tokio::test]
+    async fn sweep_removes_only_what_is_provably_dead() {
         let (_home, reg) = registry();
         let me = std::process::id() as i32;
         let live = record("1111111111111111", me, me);
@@ -393,7 +393,7 @@ mod tests {
             "a dry run removes nothing"
         );
         assert!(reg.lock_path("5555555555555555").exists());
-        let report = reg.sweep().unwrap();
+        let report = reg.sweep().await.unwrap();
         let sorted = |mut v: Vec<PathBuf>| {
             v.sort();
             v

@@ -20,6 +20,9 @@ use crate::process::{Liveness, ProcessIdentity};
 #[serde(rename_all = "camelCase")]
 pub struct ServeRecord {
     pub fleet_key: String,
+    /// Empty in records of providers that predate managed auth (keyless: never trusted, but
+    /// swept as upstream sweeps them).
+    #[serde(default)]
     pub api_key: String,
     pub serve_pid: i32,
     pub runner_pid: i32,
@@ -80,14 +83,21 @@ impl ServeRecord {
     /// Checks that do not depend on processes: the record names `key` and a loopback-or-host
     /// URL that matches its own host and port (so a tampered record cannot redirect probes).
     fn check_shape(&self, key: &str) -> Result<(), String> {
+        self.check_shape_keyless(key)?;
+        if self.api_key.is_empty() {
+            return Err("has no apiKey".into());
+        }
+        Ok(())
+    }
+
+    /// [`check_shape`](Self::check_shape) without requiring an API key: what a sweep needs to
+    /// probe a record safely (its URL cannot point anywhere but its own host and port).
+    pub(crate) fn check_shape_keyless(&self, key: &str) -> Result<(), String> {
         if self.fleet_key != key {
             return Err(format!(
                 "names fleet {} but is stored as {key}",
                 self.fleet_key
             ));
-        }
-        if self.api_key.is_empty() {
-            return Err("has no apiKey".into());
         }
         if self.serve_pid <= 1 || self.runner_pid <= 1 {
             return Err("names pid 0 or 1".into());

@@ -1,16 +1,23 @@
-//! Sweeping: removing what belongs to provably dead serves and consumers, and nothing else.
-//! [`Registry::sweep_plan`] looks and decides (a dry run is the plan); [`Registry::apply_sweep`]
-//! acts on a plan, re-checking each record just before removing it, since a new runner may have
-//! published in between.
+//! Sweeping: removing what belongs to provably dead serves and consumers, and stopping orphans,
+//! and nothing else. [`Registry::sweep_plan`] looks and decides (a dry run is the plan);
+//! [`Registry::apply_sweep`] acts on a plan, re-checking each record just before removing it,
+//! since a new runner may have published in between.
+//!
+//! Orphans are handled as upstream 0.7.0 handles them: a record whose runner is provably dead
+//! while its serve still runs is probed on its own URL with its own key (keyless records
+//! anonymously); a serve that answers as ours is stopped (its group: SIGTERM, SIGKILL after a
+//! grace) and its record and temp config go. One that does not answer is left alone, record kept.
+//! Consumer markers are kept, so a respawned serve sees the consumers still alive.
 
 use std::fs;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use super::record::{judge_record, owned_temp_config_dir};
-use super::{io_err, remove_file_if_present, RecordState, Registry, RegistryError};
+use super::{io_err, remove_file_if_present, RecordState, Registry, RegistryError, ServeRecord};
 use crate::pid_lock::PidLock;
 use crate::private_file::temp_writer_pid;
+use crate::process::Liveness;
 use crate::process::ProcessIdentity;
 
 /// Upstream's window after which a runner-params handoff file is surely abandoned
@@ -56,10 +63,25 @@ impl Removal {
     }
 }
 
+/// A record whose runner is provably dead while its serve still runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Orphan {
+    pub key: String,
+    pub path: PathBuf,
+    pub record: ServeRecord,
+}
+
+/// How long an orphaned serve gets between SIGTERM and SIGKILL.
+const ORPHAN_GRACE: Duration = Duration::from_secs(2);
+/// How long an orphan's health probe may take.
+const ORPHAN_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// What a sweep would do, decided without removing anything.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SweepPlan {
     pub removals: Vec<Removal>,
+    /// Serves to probe and, if they answer as ours, stop.
+    pub orphans: Vec<Orphan>,
     /// Records kept because a process they name may be alive but the record is not trusted.
     pub kept_untrusted: Vec<PathBuf>,
     /// Records that do not parse; never removed (nothing proves their processes dead).
@@ -71,6 +93,9 @@ pub struct SweepPlan {
 pub struct SweepReport {
     /// Files and directories removed.
     pub removed: Vec<PathBuf>,
+    /// Records of orphaned serves that answered as ours and were stopped (for a dry run: the
+    /// orphans that would be probed).
+    pub stopped_orphans: Vec<PathBuf>,
     pub kept_untrusted: Vec<PathBuf>,
     pub corrupt: Vec<PathBuf>,
 }
@@ -80,6 +105,7 @@ impl SweepPlan {
     pub fn to_report(&self) -> SweepReport {
         SweepReport {
             removed: self.removals.iter().flat_map(Removal::paths).collect(),
+            stopped_orphans: self.orphans.iter().map(|o| o.path.clone()).collect(),
             kept_untrusted: self.kept_untrusted.clone(),
             corrupt: self.corrupt.clone(),
         }
@@ -91,9 +117,53 @@ impl Registry {
     /// whose serve and runner are both provably dead (with their temp config dir), dead
     /// consumers' markers, empty consumer dirs of fleets with no record, spawn locks of dead
     /// holders, temp files of dead writers, and abandoned runner-params files.
-    pub fn sweep(&self) -> Result<SweepReport, RegistryError> {
+    pub async fn sweep(&self) -> Result<SweepReport, RegistryError> {
         let plan = self.sweep_plan()?;
-        self.apply_sweep(&plan)
+        let mut report = self.apply_sweep(&plan)?;
+        for orphan in &plan.orphans {
+            match self.stop_orphan(orphan).await {
+                Some(removed) => {
+                    report.stopped_orphans.push(orphan.path.clone());
+                    report.removed.extend(removed);
+                }
+                None => report.kept_untrusted.push(orphan.path.clone()),
+            }
+        }
+        Ok(report)
+    }
+
+    /// Probes one orphan and, if it answers as ours, stops its group and removes its record and
+    /// temp config; the paths removed. `None` when it was left alone.
+    async fn stop_orphan(&self, orphan: &Orphan) -> Option<Vec<PathBuf>> {
+        let record = &orphan.record;
+        let key = (!record.api_key.is_empty()).then_some(record.api_key.as_str());
+        let url = format!("{}/models", record.base_url);
+        let status = crate::http::probe(&url, key, ORPHAN_PROBE_TIMEOUT)
+            .await
+            .ok()?;
+        if !(200..300).contains(&status) {
+            return None;
+        }
+        tracing::warn!(fleet = %orphan.key, serve = record.serve_pid, "stopping an orphaned serve (its runner is gone)");
+        // A detached serve leads its own process group.
+        crate::process::stop_group(record.serve_pid, ORPHAN_GRACE).await;
+        // Only the record we judged goes: a runner may have published a new one meanwhile.
+        let still_same = fs::read_to_string(&orphan.path)
+            .ok()
+            .and_then(|text| serde_json::from_str::<ServeRecord>(&text).ok())
+            .is_some_and(|now| {
+                now.serve_pid == record.serve_pid && now.runner_pid == record.runner_pid
+            });
+        let mut removed = vec![];
+        if still_same && fs::remove_file(&orphan.path).is_ok() {
+            removed.push(orphan.path.clone());
+        }
+        if let Some(dir) = owned_temp_config_dir(&record.config_path) {
+            if fs::remove_dir_all(&dir).is_ok() {
+                removed.push(dir);
+            }
+        }
+        Some(removed)
     }
 
     /// What [`sweep`](Self::sweep) would remove, removing nothing.
@@ -124,6 +194,13 @@ impl Registry {
                         key,
                         path,
                         config_dir,
+                    });
+                }
+                RecordState::Untrusted(record, _) if is_orphan(&key, &record) => {
+                    plan.orphans.push(Orphan {
+                        key,
+                        path,
+                        record: *record,
                     });
                 }
                 RecordState::Untrusted(..) => plan.kept_untrusted.push(path),
@@ -172,6 +249,7 @@ impl Registry {
     pub fn apply_sweep(&self, plan: &SweepPlan) -> Result<SweepReport, RegistryError> {
         let mut report = SweepReport {
             removed: vec![],
+            stopped_orphans: vec![],
             kept_untrusted: plan.kept_untrusted.clone(),
             corrupt: plan.corrupt.clone(),
         };
@@ -215,6 +293,15 @@ impl Registry {
         }
         Ok(report)
     }
+}
+
+/// Its runner is provably dead, its serve runs, and its shape is sound enough to probe.
+fn is_orphan(key: &str, record: &ServeRecord) -> bool {
+    let runner = record.runner_identity().liveness();
+    let runner_dead = runner.is_provably_dead() || runner == Liveness::Invalid;
+    runner_dead
+        && record.serve_identity().liveness() == Liveness::Alive
+        && record.check_shape_keyless(key).is_ok()
 }
 
 fn older_than(path: &std::path::Path, age: Duration) -> bool {
