@@ -11,7 +11,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use qvac_managed_core::consumer_watch::ConsumerWatch;
 use qvac_managed_core::options::millis_saturating;
-use qvac_managed_core::registry::{RecordState, Registry, ServeInfo};
+use qvac_managed_core::registry::{js_number_value, RecordState, Registry, ServeInfo};
 use qvac_managed_core::serve_start::find_on_path;
 
 type CommandResult = Result<ExitCode, Box<dyn std::error::Error>>;
@@ -62,17 +62,8 @@ fn serve_json(s: &ServeInfo) -> serde_json::Value {
         "consumers": s.consumers,
         "startedAt": s.started_at,
         "uptimeMs": uptime(&s.started_at).map(|d| d.as_millis() as u64),
-        "idleTimeoutMs": whole(s.idle_timeout_ms),
+        "idleTimeoutMs": js_number_value(s.idle_timeout_ms),
     })
-}
-
-/// A whole number of milliseconds prints as an integer, as the records hold it.
-fn whole(ms: f64) -> serde_json::Value {
-    if ms.fract() == 0.0 {
-        serde_json::json!(ms as i64)
-    } else {
-        serde_json::json!(ms)
-    }
 }
 
 fn short_key(key: &str) -> &str {
@@ -138,6 +129,14 @@ pub fn stop(registry: &Registry, fleet: Option<&str>, all: bool) -> CommandResul
             println!("{}: already gone", serve.fleet_key);
             continue;
         };
+        if !record.runner_is_proven() {
+            println!(
+                "{}: not stopped: pid {} cannot be proven to be this fleet's runner (the record has no start time and its command line does not name the fleet); stop it yourself if it is",
+                serve.fleet_key, record.runner_pid
+            );
+            failed = true;
+            continue;
+        }
         kill(Pid::from_raw(record.runner_pid), Signal::SIGTERM)?;
         print!(
             "{}: stopping (runner {}, serve {}) ... ",

@@ -96,6 +96,20 @@ pub fn process_is_zombie(pid: i32) -> bool {
     proc_stat(pid).is_some_and(|stat| matches!(stat.state, 'Z' | 'X'))
 }
 
+/// The command line of `pid`, arguments joined by spaces; `None` if it is not visible.
+pub fn process_cmdline(pid: i32) -> Option<String> {
+    if pid <= 0 {
+        return None;
+    }
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    Some(
+        String::from_utf8_lossy(&raw)
+            .replace('\0', " ")
+            .trim_end()
+            .to_owned(),
+    )
+}
+
 /// This boot's id; it changes on every reboot, so a start time from another boot never matches.
 pub fn boot_id() -> Option<String> {
     static BOOT_ID: OnceLock<Option<String>> = OnceLock::new();

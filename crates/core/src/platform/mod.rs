@@ -13,8 +13,8 @@ mod linux;
 pub mod watch;
 #[cfg(target_os = "linux")]
 pub use linux::{
-    boot_id, flock_holder_pid, process_group_alive, process_is_zombie, process_start_time,
-    set_parent_death_signal, tcp_listener_pid,
+    boot_id, flock_holder_pid, process_cmdline, process_group_alive, process_is_zombie,
+    process_start_time, set_parent_death_signal, tcp_listener_pid,
 };
 
 /// `_exit(code)`: ends the process at once, skipping atexit handlers and destructors (the
@@ -49,6 +49,11 @@ mod fallback {
         None
     }
 
+    /// No portable way to read another process's command line: nothing is proven by it.
+    pub fn process_cmdline(_pid: i32) -> Option<String> {
+        None
+    }
+
     /// No PR_SET_PDEATHSIG outside Linux: the runner's own stop path is relied on.
     pub fn set_parent_death_signal(_command: &mut tokio::process::Command) {}
 
@@ -59,6 +64,6 @@ mod fallback {
 }
 #[cfg(not(target_os = "linux"))]
 pub use fallback::{
-    boot_id, flock_holder_pid, process_group_alive, process_is_zombie, process_start_time,
-    set_parent_death_signal, tcp_listener_pid,
+    boot_id, flock_holder_pid, process_cmdline, process_group_alive, process_is_zombie,
+    process_start_time, set_parent_death_signal, tcp_listener_pid,
 };

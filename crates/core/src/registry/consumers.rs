@@ -2,12 +2,13 @@
 //! identity so a reused pid does not keep a serve alive. The runner reaps a serve once none is
 //! left; markers of provably dead processes are pruned.
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::{io_err, Registry, RegistryError};
+use crate::private_file::TempFile;
 use crate::process::{Liveness, ProcessIdentity};
 
 /// A live provider's claim on a serve; removing it lets the runner's idle clock start.
@@ -59,28 +60,26 @@ impl Registry {
         let dir = self.consumers_dir(key);
         let me = ProcessIdentity::current();
         let path = dir.join(format!("{}.{:08x}", me.pid, fastrand::u32(..)));
+        // The marker is written complete beside the consumers dir and renamed into it, so a write
+        // that fails (a full disk) never leaves an empty marker that would count as a consumer.
+        let staging = self.dir().join(format!("{key}.marker"));
+        let temp = TempFile::beside(&staging, me.to_record().as_bytes(), 0o600)
+            .map_err(io_err("write consumer marker", &path))?;
         // A failed start removes an empty consumers dir; if that races with us, make it again.
         let mut attempts = 0;
-        let mut file = loop {
+        loop {
             match fs::DirBuilder::new().mode(0o700).create(&dir) {
                 Ok(()) => fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
                     .map_err(io_err("set permissions of", &dir))?,
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(io_err("create", &dir)(e)),
             }
-            match OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-            {
-                Ok(file) => break file,
+            match fs::rename(temp.path(), &path) {
+                Ok(()) => break,
                 Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 3 => attempts += 1,
                 Err(e) => return Err(io_err("create consumer marker", &path)(e)),
             }
-        };
-        file.write_all(me.to_record().as_bytes())
-            .map_err(io_err("write consumer marker", &path))?;
+        }
         Ok(ConsumerMarker {
             path,
             removed: false,

@@ -29,7 +29,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use consumers::ConsumerMarker;
-pub use record::{RecordState, ServeInfo, ServeRecord};
+pub use record::{js_number_value, RecordState, ServeInfo, ServeRecord};
 pub use start_failure::StartFailure;
 pub use sweep::{SweepPlan, SweepReport};
 

@@ -49,11 +49,26 @@ pub fn serialize_js_number<S: serde::Serializer>(
     value: &f64,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
-    if value.fract() == 0.0 && value.abs() < 9_007_199_254_740_992.0 {
+    if is_safe_integer(*value) {
         serializer.serialize_i64(*value as i64)
     } else {
         serializer.serialize_f64(*value)
     }
+}
+
+/// A number as a JSON value, written as [`serialize_js_number`] writes it.
+pub fn js_number_value(value: f64) -> serde_json::Value {
+    if is_safe_integer(value) {
+        serde_json::Value::from(value as i64)
+    } else {
+        serde_json::Number::from_f64(value)
+            .map_or(serde_json::Value::Null, serde_json::Value::Number)
+    }
+}
+
+/// `Number.isSafeInteger` (whole and within ±(2^53 - 1)).
+fn is_safe_integer(value: f64) -> bool {
+    value.fract() == 0.0 && value.abs() < 9_007_199_254_740_992.0
 }
 
 impl ServeRecord {
@@ -70,6 +85,22 @@ impl ServeRecord {
     pub fn is_gone(&self) -> bool {
         let gone = |l: Liveness| l.is_provably_dead() || l == Liveness::Invalid;
         gone(self.serve_identity().liveness()) && gone(self.runner_identity().liveness())
+    }
+
+    /// The recorded runner provably is this record's runner: its pid and start time match, or
+    /// (records without start times, as upstream writes them) its command line names this fleet's
+    /// key (both runners are started with `<key>.<pid>.<hex>.runner-params.json`). Only then may
+    /// it be signalled on the record's behalf.
+    pub fn runner_is_proven(&self) -> bool {
+        let identity = self.runner_identity();
+        if identity.liveness() != Liveness::Alive {
+            return false;
+        }
+        if self.runner_start_time.is_some() {
+            return true;
+        }
+        crate::platform::process_cmdline(self.runner_pid)
+            .is_some_and(|cmdline| cmdline.contains(&self.fleet_key))
     }
 
     fn identity(&self, pid: i32, start_time: Option<u64>) -> ProcessIdentity {
