@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -199,6 +199,33 @@ describe('managed serve lifecycle (runner + fake serve)', () => {
 
 describe('qvac-managed CLI on a live fleet', () => {
   const cli = (args) => spawnSync(resolveRunnerPath(), args, { encoding: 'utf8' });
+
+  test('a runner launch that never answers is bounded by serveStartTimeout, and the launcher is killed', async (t) => {
+    const { registryDir, options } = setup(t, { serveStartTimeout: 500 });
+    const pidFile = join(tempDir(t), 'launcher.pid');
+    const hung = join(tempDir(t), 'hung-runner.sh');
+    writeFileSync(hung, `#!/bin/sh\necho $$ > '${pidFile}'\nexec sleep 60\n`, { mode: 0o755 });
+    withEnv(t, { QVAC_MANAGED_RUNNER: hung });
+    const err = await ensureServe(options, { registryDir }).catch((e) => e);
+    assert.equal(err.code, 'SERVE_SPAWN_FAILED', err.message);
+    assert.match(err.message, /did not report the runner's pid within 500 ms/);
+    const launcher = Number(readFileSync(pidFile, 'utf8'));
+    await waitFor(() => !alive(launcher), 5_000, 'the hung launcher killed');
+  });
+
+  test('a spawn lock replaced by a directory does not stop the idle reap', async (t) => {
+    const { registryDir, attach } = setup(t, { idle: 200 });
+    const serve = await attach();
+    const lock = join(registryDir, `${serve.fleetKey}.lock`);
+    rmSync(lock, { force: true });
+    mkdirSync(lock);
+    serve.release();
+    await waitFor(() => !alive(serve.pid), 10_000, 'serve reaped despite the broken lock path');
+    await waitFor(() => !existsSync(join(registryDir, `${serve.fleetKey}.json`)), 5_000, 'record removed');
+    const log = readFileSync(join(registryDir, `${serve.fleetKey}.log`), 'utf8');
+    assert.match(log, /the spawn lock cannot be used; reaping without it/);
+    assert.ok(log.length < 64 * 1024, `log grew to ${log.length} bytes`);
+  });
 
   test('ps, ps --json, logs, doctor, stop, gc --dry-run', async (t) => {
     const { attach, registryDir } = setup(t, { idle: 60_000 });

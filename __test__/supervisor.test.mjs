@@ -17,6 +17,21 @@ const freePort = () =>
   });
 
 describe('spawnSupervised', () => {
+  test('output without newlines is read in bounded chunks: memory stays flat, the tail is bounded', async () => {
+    const before = process.memoryUsage().rss;
+    // 200 MB of NUL bytes with no newline, then the readiness marker split across writes.
+    const child = sh("head -c 200000000 /dev/zero; printf 'REA'; sleep 0.05; printf 'DY'; exec sleep 30", {
+      readiness: { outputLine: 'READY' },
+      outputTailBytes: 4096
+    });
+    await child.ready;
+    const grown = (process.memoryUsage().rss - before) / 2 ** 20;
+    assert.ok(grown < 100, `RSS grew by ${grown.toFixed(0)} MiB while reading 200 MB of unbroken output`);
+    assert.ok(child.outputTail().length <= 4096);
+    assert.ok(child.outputTail().endsWith('READY'));
+    assert.equal((await child.stop()).kind, 'stopped');
+  });
+
   test('output-line readiness, then stop: kind stopped, SIGTERM, output kept', async () => {
     const child = sh('echo booting; echo READY; exec sleep 30', { readiness: { outputLine: 'READY' } });
     await child.ready;

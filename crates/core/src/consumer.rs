@@ -276,7 +276,13 @@ async fn spawn_and_wait(
         path: launch.runner_path.clone(),
         reason: format!("cannot write its parameters: {e}"),
     })?;
-    let runner = launch_runner(&launch.runner_path, &params_path, launch.env.as_deref());
+    let runner = launch_runner(
+        &launch.runner_path,
+        &params_path,
+        launch.env.as_deref(),
+        options.serve_start_timeout,
+    )
+    .await;
     let runner_pid = match runner {
         Ok(pid) => pid,
         Err(reason) => {

@@ -7,8 +7,10 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
+
 use std::time::Duration;
+use tokio::process::Command;
 
 use serde::{Deserialize, Serialize};
 
@@ -69,24 +71,32 @@ impl RunnerParams {
     }
 }
 
-/// The consumer's half: runs `qvac-managed run <params>` and returns the pid it prints.
-pub fn launch_runner(
+/// The consumer's half: runs `qvac-managed run <params>` and returns the pid it prints. A
+/// launcher that does not answer within `bound` (the start timeout) is killed.
+pub async fn launch_runner(
     runner: &Path,
     params: &Path,
     env: Option<&[(String, String)]>,
+    bound: Duration,
 ) -> Result<i32, String> {
     let mut command = Command::new(runner);
     if let Some(env) = env {
         command.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
     }
-    let output = command
+    command
         .arg("run")
         .arg(params)
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
         .stdout(Stdio::piped())
-        .output()
-        .map_err(|e| e.to_string())?;
+        .kill_on_drop(true);
+    let output = match tokio::time::timeout(bound, command.output()).await {
+        Ok(output) => output.map_err(|e| e.to_string())?,
+        Err(_) => return Err(format!(
+            "it did not report the runner's pid within {} ms (serveStartTimeout) and was killed",
+            bound.as_millis()
+        )),
+    };
     if !output.status.success() {
         return Err(format!(
             "it exited with {}: {}",

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::watch;
 
 use crate::http;
@@ -445,22 +445,38 @@ impl Drop for Supervised {
     }
 }
 
+/// Reads the child's output in fixed chunks, whatever its newlines (progress bars with `\r`,
+/// binary), so memory stays bounded: the tail keeps the last bytes, and the readiness marker is
+/// looked for across chunk boundaries with a carry of `marker.len() - 1` bytes.
 async fn read_output(
-    stream: impl AsyncRead + Unpin,
+    mut stream: impl AsyncRead + Unpin,
     shared: Arc<Shared>,
     marker: Option<String>,
     seen: watch::Sender<bool>,
 ) {
-    let mut lines = BufReader::new(stream).split(b'\n');
-    while let Ok(Some(mut line)) = lines.next_segment().await {
-        if let Some(marker) = &marker {
-            if String::from_utf8_lossy(&line).contains(marker.as_str()) {
+    let mut chunk = vec![0u8; 8 * 1024];
+    let mut window: Vec<u8> = Vec::new();
+    loop {
+        let n = match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let bytes = &chunk[..n];
+        if let Some(marker) = marker.as_deref().filter(|_| !*seen.borrow()) {
+            window.extend_from_slice(bytes);
+            if window
+                .windows(marker.len().max(1))
+                .any(|w| w == marker.as_bytes())
+            {
                 let _ = seen.send(true);
+                window.clear();
+            } else {
+                let keep = marker.len().saturating_sub(1).min(window.len());
+                window.drain(..window.len() - keep);
             }
         }
-        line.push(b'\n');
         if let Ok(mut tail) = shared.tail.lock() {
-            tail.push(&line);
+            tail.push(bytes);
         }
     }
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use qvac_managed_core::consumer_watch::ConsumerWatch;
 use qvac_managed_core::launch::RunnerParams;
 use qvac_managed_core::options::millis_saturating;
-use qvac_managed_core::pid_lock::PidLock;
+use qvac_managed_core::pid_lock::{PidLock, PidLockError};
 use qvac_managed_core::process::{Liveness, ProcessIdentity};
 use qvac_managed_core::registry::{
     RecordState, Registry, RegistryError, ServeRecord, StartFailure,
@@ -204,6 +204,25 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
     exit
 }
 
+/// After a panic unwound out of [`run_serve`]: the record (if it names this runner), the spawn
+/// lock (if it names this runner) and an empty consumers directory go.
+pub fn clean_up_after_panic(registry: &Registry, key: &str) {
+    let me = std::process::id() as i32;
+    let ours = match registry.read_record(key) {
+        Ok(RecordState::Trusted(record)) | Ok(RecordState::Untrusted(record, _)) => {
+            record.runner_pid == me
+        }
+        _ => false,
+    };
+    if ours {
+        let _ = registry.remove_record(key);
+    }
+    if let Ok(Some(lock)) = PidLock::adopt(&registry.lock_path(key)) {
+        drop(lock);
+    }
+    let _ = fs::remove_dir(registry.consumers_dir(key));
+}
+
 /// Sleeps until `deadline`, or forever when there is none.
 async fn sleep_until_deadline(deadline: Option<Instant>) {
     match deadline {
@@ -229,15 +248,21 @@ async fn try_reap(registry: &Registry, key: &str, record: &ServeRecord) -> bool 
         None => registry.spawn_lock(key, &policy, &CancelToken::new()).await,
     };
     let lock = match lock {
-        Ok(lock) => lock,
+        Ok(lock) => Some(lock),
         Err(RegistryError::Lock(err)) if err.is_missing_directory() => {
             // The registry was removed under us: nobody can attach any more; stop.
             tracing::warn!("the registry directory is gone; reaping");
             return true;
         }
-        Err(err) => {
-            tracing::info!(%err, "idle deadline reached but the spawn lock is busy; re-checking");
+        Err(RegistryError::Lock(PidLockError::Held(_))) => {
+            tracing::info!("idle deadline reached but the spawn lock is busy; re-checking");
             return false;
+        }
+        Err(err) => {
+            // Not a holder but a broken path (e.g. replaced by a directory): no consumer can take
+            // it either, so nobody can start a second serve; reap without it rather than retry.
+            tracing::warn!(%err, "the spawn lock cannot be used; reaping without it");
+            None
         }
     };
     let _ = registry.remove_record(key);
@@ -253,6 +278,8 @@ async fn try_reap(registry: &Registry, key: &str, record: &ServeRecord) -> bool 
     tracing::info!("idle timeout passed with no consumers; reaping");
     // Keep the lock file while the serve stops, so no consumer spawns a duplicate meanwhile;
     // `run` removes it once the serve is gone.
-    std::mem::forget(lock);
+    if let Some(lock) = lock {
+        std::mem::forget(lock);
+    }
     true
 }

@@ -19,7 +19,8 @@ use crate::platform::{fork_single_threaded, Forked};
 mod lifecycle;
 use lifecycle::RunnerExit;
 
-/// Logs are kept below this size: a larger log is moved to `<key>.log.1` when a runner starts.
+/// Logs are kept below this size: past it, the log is moved to `<key>.log.1` and a new one begun
+/// (when a runner starts, and while it runs).
 const LOG_LIMIT: u64 = 1024 * 1024;
 
 pub fn run(params_path: &Path, foreground: bool) -> ExitCode {
@@ -53,26 +54,74 @@ pub fn run(params_path: &Path, foreground: bool) -> ExitCode {
     if !foreground {
         detach_stdio(&log_path);
     }
+    let written = fs::metadata(&log_path).map_or(0, |m| m.len());
+    let log = RotatingLog {
+        path: (!foreground).then(|| log_path.clone()),
+        written,
+    };
     tracing_subscriber::fmt()
         .with_ansi(false)
         .with_target(false)
-        .with_writer(std::io::stderr)
+        .with_writer(std::sync::Mutex::new(log))
         .init();
+    std::panic::set_hook(Box::new(|info| tracing::error!(%info, "runner panicked")));
     become_subreaper();
     tracing::info!(fleet = %params.fleet_key, pid = std::process::id(), "runner started");
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .expect("a current-thread runtime builds");
-    match runtime.block_on(lifecycle::run_serve(params)) {
-        RunnerExit::StartFailed => ExitCode::from(1),
-        _ => ExitCode::SUCCESS,
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            tracing::error!(%err, "cannot build the runtime");
+            return ExitCode::from(2);
+        }
+    };
+    let key = params.fleet_key.clone();
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(lifecycle::run_serve(params))
+    }));
+    match run {
+        Ok(RunnerExit::StartFailed) => ExitCode::from(1),
+        Ok(_) => ExitCode::SUCCESS,
+        Err(_) => {
+            // Unwinding dropped the serve (its group killed) and its temp files; what names this
+            // runner on disk goes too.
+            lifecycle::clean_up_after_panic(&registry, &key);
+            ExitCode::from(70)
+        }
+    }
+}
+
+/// The runner's tracing output, written to fd 2 (the log file once detached). Past
+/// [`LOG_LIMIT`] the log is moved to `<key>.log.1` and a new one begun, so a runner stuck in a
+/// loop cannot fill the disk.
+struct RotatingLog {
+    path: Option<std::path::PathBuf>,
+    written: u64,
+}
+
+impl Write for RotatingLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Some(path) = &self.path {
+            if self.written + buf.len() as u64 > LOG_LIMIT {
+                detach_stdio(path);
+                self.written = 0;
+            }
+        }
+        let n = std::io::stderr().write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
     }
 }
 
 /// stdin from /dev/null; stdout and stderr to the fleet's log (rotated once past the limit).
 fn detach_stdio(log_path: &Path) {
-    if fs::metadata(log_path).is_ok_and(|m| m.len() > LOG_LIMIT) {
+    if fs::metadata(log_path).is_ok_and(|m| m.len() >= LOG_LIMIT) {
         let _ = fs::rename(log_path, log_path.with_extension("log.1"));
     }
     let log = OpenOptions::new()
