@@ -92,10 +92,12 @@ pub async fn launch_runner(
         .kill_on_drop(true);
     let output = match tokio::time::timeout(bound, command.output()).await {
         Ok(output) => output.map_err(|e| e.to_string())?,
-        Err(_) => return Err(format!(
+        Err(_) => {
+            return Err(format!(
             "it did not report the runner's pid within {} ms (serveStartTimeout) and was killed",
             bound.as_millis()
-        )),
+        ))
+        }
     };
     if !output.status.success() {
         return Err(format!(
