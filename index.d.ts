@@ -120,6 +120,8 @@ export interface EnsureServeRequest {
   registryDir?: string
   /** The runner's environment as `[name, value]` pairs (the caller's `process.env`). */
   env?: Array<Array<string>>
+  /** A serve the caller just failed to reach (connection refused): never returned again. */
+  avoidServePid?: number
 }
 
 export declare function fileLockAcquire(path: string, shared: boolean | undefined | null, wait: RetryOptions, cancel: NativeCancelToken): Promise<LockOutcome>

@@ -16,7 +16,8 @@ export const isRoot = typeof process.getuid === 'function' && process.getuid() =
 export function tempDir(t) {
   const dir = mkdtempSync(join(tmpdir(), 'qvac-managed-test-'));
   chmodSync(dir, 0o755);
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // Retries: a runner of the test may still be finishing its cleanup in there when the test ends.
+  t.after(() => rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 }));
   return dir;
 }
 
@@ -146,23 +147,30 @@ export function running(pid) {
   }
 }
 
+const savedEnv = new WeakMap();
+
 /**
- * Sets environment variables for the rest of the test (the runner and the serve inherit them)
- * and restores the previous values when it ends. The one way tests change process.env.
+ * Sets environment variables for the rest of the test (the runner and the serve inherit them;
+ * `undefined` removes one) and puts back what was there before the test when it ends, however
+ * many times it is called in one test. The one way tests change process.env.
  */
 export function withEnv(t, vars) {
-  const saved = {};
+  let saved = savedEnv.get(t);
+  if (!saved) {
+    saved = new Map();
+    savedEnv.set(t, saved);
+    t.after(() => {
+      for (const [k, v] of saved) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    });
+  }
   for (const [k, v] of Object.entries(vars)) {
-    saved[k] = process.env[k];
+    if (!saved.has(k)) saved.set(k, process.env[k]);
     if (v === undefined) delete process.env[k];
     else process.env[k] = v;
   }
-  t.after(() => {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  });
 }
 
 /** Points TMPDIR (which runners inherit) at a directory of this test's own, so only its temp config dirs count. */

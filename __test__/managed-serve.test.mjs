@@ -271,3 +271,77 @@ describe('qvac-managed CLI on a live fleet', () => {
     assert.notEqual(stop.status, 0);
   });
 });
+
+describe('self-healing: the runner owns its record and its serve', () => {
+  const tamperings = [
+    ['changed (another process as serve)', (path, record) => writeFileSync(path, JSON.stringify({ ...record, servePid: process.pid }))],
+    ['garbage', (path) => writeFileSync(path, 'not json at all')],
+    ['empty', (path) => writeFileSync(path, '')],
+    ['deleted', (path) => rmSync(path)],
+    ['naming pid 1', (path, record) => writeFileSync(path, JSON.stringify({ ...record, servePid: 1, runnerPid: 1 }))]
+  ];
+  for (const [what, tamper] of tamperings) {
+    test(`a record ${what} while the serve lives is restored; the next consumer attaches, never a start timeout`, async (t) => {
+      const { registryDir, attach, registry, readEvents } = setup(t, { idle: 60_000, serveStartTimeout: 20_000 });
+      const first = await attach();
+      t.after(() => first.release());
+      const path = join(registryDir, `${first.fleetKey}.json`);
+      const record = JSON.parse(readFileSync(path, 'utf8'));
+      tamper(path, record);
+      await waitFor(() => registry.readRecord(first.fleetKey).state === 'trusted', 5_000, 'record restored by the runner');
+      assert.deepEqual(registry.readRecord(first.fleetKey).record, record, 'the true record, exactly');
+      const second = await attach();
+      t.after(() => second.release());
+      assert.equal(second.pid, first.pid, 'the same live serve');
+      assert.equal(readEvents().filter((e) => e.event === 'started').length, 1, 'no second serve');
+      const log = readFileSync(join(registryDir, `${first.fleetKey}.log`), 'utf8');
+      assert.match(log, /restored it/);
+    });
+  }
+
+  test('a serve that lives but stops listening is treated as crashed: the next attach gets a new serve', async (t) => {
+    const { attach, registryDir } = setup(t, { idle: 200, env: { FAKE_SERVE_STOP_LISTENING_AFTER_MS: '300' } });
+    const first = await attach();
+    t.after(() => first.release());
+    await waitFor(() => !alive(first.pid), 10_000, 'the deaf serve stopped by its runner');
+    const log = readFileSync(join(registryDir, `${first.fleetKey}.log`), 'utf8');
+    assert.match(log, /stopped listening/);
+    withEnv(t, { FAKE_SERVE_STOP_LISTENING_AFTER_MS: undefined });
+    const second = await attach();
+    t.after(() => second.release());
+    assert.notEqual(second.pid, first.pid);
+    const res = await fetch(`${second.baseURL}/models`, { headers: { authorization: `Bearer ${second.apiKey}` } });
+    assert.equal(res.status, 200);
+  });
+
+  test('re-resolving after a refused connection never returns the serve that refused', async (t) => {
+    const { attach, options, registryDir } = setup(t, { idle: 200, env: { FAKE_SERVE_STOP_LISTENING_AFTER_MS: '400' } });
+    const first = await attach();
+    t.after(() => first.release());
+    await waitFor(async () => {
+      try {
+        await fetch(`${first.baseURL}/models`);
+        return false;
+      } catch (err) {
+        return (err.cause?.code ?? err.code) === 'ECONNREFUSED'; // Node puts the code on the cause, Bun on the error
+      }
+    }, 10_000, 'connection refused');
+    withEnv(t, { FAKE_SERVE_STOP_LISTENING_AFTER_MS: undefined });
+    const next = await ensureServe(options, { registryDir, graceMs: 300, avoidServePid: first.pid });
+    t.after(() => next.release());
+    assert.notEqual(next.pid, first.pid);
+  });
+
+  test('a serve that daemonizes (new session, leader exits): the daemon is stopped, not left listening', async (t) => {
+    const { attach, readEvents, registryDir } = setup(t, { idle: 60_000, env: { FAKE_SERVE_DAEMONIZE: '1' } });
+    const first = await attach().catch((e) => e);
+    const daemon = await waitFor(() => readEvents().find((e) => e.event === 'daemon'), 10_000, 'daemon started');
+    t.after(() => {
+      if (alive(daemon.daemonPid)) process.kill(daemon.daemonPid, 'SIGKILL');
+    });
+    await waitFor(() => !alive(daemon.daemonPid), 15_000, 'the daemonized serve stopped by the runner');
+    if (!(first instanceof Error)) first.release();
+    const logName = readdirSync(registryDir).find((f) => f.endsWith('.log'));
+    await waitFor(() => readFileSync(join(registryDir, logName), 'utf8').includes('daemonized'), 5_000, 'the runner says why it stopped the daemon');
+  });
+});

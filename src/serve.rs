@@ -26,6 +26,8 @@ pub struct EnsureServeRequest {
     pub registry_dir: Option<String>,
     /// The runner's environment as `[name, value]` pairs (the caller's `process.env`).
     pub env: Option<Vec<Vec<String>>>,
+    /// A serve the caller just failed to reach (connection refused): never returned again.
+    pub avoid_serve_pid: Option<i32>,
 }
 
 #[napi(object)]
@@ -52,6 +54,7 @@ pub fn ensure_serve<'env>(
     request: EnsureServeRequest,
 ) -> Result<PromiseRaw<'env, EnsureOutcome>> {
     let owner = EnvId::of(env);
+    let avoid = request.avoid_serve_pid;
     let checked = decode(&request.options)
         .and_then(|value| managed_options::validate(&value).map_err(NativeError::from))
         .and_then(|options| {
@@ -79,7 +82,8 @@ pub fn ensure_serve<'env>(
             Err(error) => return Ok(Err::<AttachedServe, _>(error).into()),
         };
         let fleet_key = consumer::fleet_key_for(&options);
-        let attached = consumer::ensure_serve(&registry, &options, &fleet_key, &launch).await;
+        let attached =
+            consumer::ensure_serve(&registry, &options, &fleet_key, &launch, avoid).await;
         Ok(attached
             .map(|attached| {
                 let record = attached.record;

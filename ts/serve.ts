@@ -21,6 +21,8 @@ export interface AttachOptions {
   graceMs?: number;
   /** Where to look for `node_modules/@qvac/cli` (default: the working directory). */
   projectDir?: string;
+  /** A serve pid this process just failed to reach (connection refused): never attach to it again. */
+  avoidServePid?: number;
 }
 
 /** This process's attachment to a managed serve. `release()` removes its consumer marker. */
@@ -78,6 +80,7 @@ export async function ensureServe(options: ManagedOptions, attach: AttachOptions
     nodePath: process.execPath,
     graceMs: attach.graceMs,
     registryDir: attach.registryDir ?? defaultRegistryDir(),
+    avoidServePid: attach.avoidServePid,
     // The runner and serve get what this process sees as its environment (in Bun,
     // process.env is not the C environment a native spawn would inherit).
     env: Object.entries(process.env).flatMap(([k, v]) => (v === undefined ? [] : [[k, v]]))

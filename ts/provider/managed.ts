@@ -105,7 +105,8 @@ export async function createManagedQvac(options: QvacManagedOptions, attach: Att
     let live: ManagedServe = first;
     let closed = false;
     const reresolve = singleFlight(async () => {
-      const next = await ensureServe(options, attach);
+      // Never the serve that just refused the connection: its runner notices and replaces it.
+      const next = await ensureServe(options, { ...attach, avoidServePid: live.pid });
       const previous = live;
       live = next;
       previous.release();

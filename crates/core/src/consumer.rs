@@ -9,6 +9,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::dir_watch::DirWatch;
 use crate::launch::{launch_runner, RunnerParams};
 use crate::managed_options::ManagedOptions;
 use crate::pid_lock::PidLockError;
@@ -53,6 +54,14 @@ pub enum EnsureError {
     Timeout { base_url: String, timeout_ms: u64 },
     #[error("cannot start the runner {}: {reason}. Set QVAC_MANAGED_RUNNER to a qvac-managed binary, or reinstall the package for this platform.", path.display())]
     Runner { path: PathBuf, reason: String },
+    #[error("{} is not a record this process can trust ({reason}) while {} holds the spawn lock, and it was not restored. Run `qvac-managed stop {fleet_key}`{}, then retry.", path.display(), holder.map_or("another process".to_owned(), |pid| format!("pid {pid}")), holder.map_or(String::new(), |pid| format!(" (or `kill {pid}`)")))]
+    UntrustedRecord {
+        path: PathBuf,
+        reason: String,
+        /// The spawn lock's holder (normally the fleet's runner).
+        holder: Option<i32>,
+        fleet_key: String,
+    },
     #[error(transparent)]
     Registry(#[from] RegistryError),
 }
@@ -71,6 +80,7 @@ impl EnsureError {
             EnsureError::Start(f) => f.code.clone(),
             EnsureError::Timeout { .. } => "SERVE_START_TIMEOUT".into(),
             EnsureError::Runner { .. } => "SERVE_SPAWN_FAILED".into(),
+            EnsureError::UntrustedRecord { .. } => "SERVE_RECORD_UNTRUSTED".into(),
             EnsureError::Registry(e) => e.code().into(),
         }
     }
@@ -109,12 +119,15 @@ pub fn fleet_key_for(options: &ManagedOptions) -> String {
 }
 
 /// Attaches to the fleet's serve, starting it if needed. `fleet_key` comes from
-/// [`fleet_key_for`]; a private key always starts its own serve (idle timeout 0).
+/// [`fleet_key_for`]; a private key always starts its own serve (idle timeout 0). `avoid` is a
+/// serve pid the caller just failed to reach (connection refused): it is never returned again;
+/// the call waits for its runner to notice and replace it.
 pub async fn ensure_serve(
     registry: &Registry,
     options: &ManagedOptions,
     fleet_key: &str,
     launch: &RunnerLaunch,
+    avoid: Option<i32>,
 ) -> Result<Attachment, EnsureError> {
     // A serveBinPath that does not exist is bad input: refused before anything is written.
     if let Some(bin) = options.serve_bin_path.as_deref() {
@@ -126,7 +139,7 @@ pub async fn ensure_serve(
         }
     }
     registry.ensure_dir()?;
-    if options.reuse {
+    if options.reuse && avoid.is_none() {
         if let Some(attached) = try_attach(registry, fleet_key)? {
             return Ok(attached);
         }
@@ -137,7 +150,7 @@ pub async fn ensure_serve(
         tracing::warn!(%err, "sweeping the registry before a start failed");
     }
     let marker = registry.add_consumer(fleet_key)?;
-    let result = attach_or_spawn(registry, options, fleet_key, launch, marker).await;
+    let result = attach_or_spawn(registry, options, fleet_key, launch, marker, avoid).await;
     if result.is_err() {
         // Our marker is gone with the error; an empty consumers dir would be a leftover.
         let _ = std::fs::remove_dir(registry.consumers_dir(fleet_key));
@@ -151,14 +164,18 @@ async fn attach_or_spawn(
     fleet_key: &str,
     launch: &RunnerLaunch,
     marker: ConsumerMarker,
+    avoid: Option<i32>,
 ) -> Result<Attachment, EnsureError> {
+    // Armed before the first look, so no change between a look and the wait is missed.
+    let mut wakeups = Wakeups::new(registry, fleet_key);
     let waited_from = SystemTime::now();
-    let deadline = Instant::now() + options.serve_start_timeout + Duration::from_secs(10);
+    let deadline = start_deadline(options);
+    let mut untrusted_since: Option<Instant> = None;
     loop {
-        match registry.try_spawn_lock(fleet_key) {
+        let holder = match registry.try_spawn_lock(fleet_key) {
             Ok(lock) => {
-                if let RecordState::Trusted(record) = registry.read_record(fleet_key)? {
-                    return Ok(attachment(fleet_key, *record, marker, false));
+                if let Some(record) = usable(registry.read_record(fleet_key)?, avoid) {
+                    return Ok(attachment(fleet_key, record, marker, false));
                 }
                 let mut lock = lock;
                 let result =
@@ -171,28 +188,100 @@ async fn attach_or_spawn(
                 }
                 return result.map(|record| attachment(fleet_key, record, marker, true));
             }
-            Err(RegistryError::Lock(PidLockError::Held(_))) => {}
+            Err(RegistryError::Lock(PidLockError::Held(held))) => held.holder.pid(),
             Err(other) => return Err(other.into()),
-        }
-        // Another process is starting it: wait for its record, then re-contend (it may have died).
-        let slice = (Instant::now() + Duration::from_secs(5)).min(deadline);
-        while Instant::now() < slice {
-            if let RecordState::Trusted(record) = registry.read_record(fleet_key)? {
+        };
+        // Another process holds the spawn lock: a consumer starting the serve, or the runner that
+        // owns it for its whole life. Wait for what we need, woken by it.
+        match registry.read_record(fleet_key)? {
+            RecordState::Trusted(record) if Some(record.serve_pid) != avoid => {
                 return Ok(attachment(fleet_key, *record, marker, false));
             }
-            if let Some(failure) = fresh_failure(registry, fleet_key, waited_from)? {
-                return Err(EnsureError::Start(failure));
+            RecordState::Corrupt(reason) | RecordState::Untrusted(_, reason) => {
+                // A live runner puts its true record back within milliseconds; one that does not
+                // is not coming back by itself.
+                let since = *untrusted_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= UNTRUSTED_RECORD_GRACE {
+                    return Err(EnsureError::UntrustedRecord {
+                        path: registry.record_path(fleet_key),
+                        reason,
+                        holder,
+                        fleet_key: fleet_key.to_owned(),
+                    });
+                }
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            _ => untrusted_since = None,
+        }
+        if let Some(failure) = fresh_failure(registry, fleet_key, waited_from)? {
+            return Err(EnsureError::Start(failure));
         }
         if Instant::now() >= deadline {
             return Err(EnsureError::Timeout {
-                base_url: format!("http://{}:?/v1", options.serve_host),
+                base_url: match holder {
+                    Some(pid) => format!("the serve another process (pid {pid}) is starting"),
+                    None => format!("http://{}/v1", options.serve_host),
+                },
                 timeout_ms: options.serve_start_timeout.as_millis() as u64,
             });
         }
+        let short = untrusted_since.map(|since| since + UNTRUSTED_RECORD_GRACE);
+        wakeups
+            .next(holder, short.map_or(deadline, |s| s.min(deadline)))
+            .await;
     }
 }
+
+/// How long a consumer waits for a live runner to restore a record that is not trusted.
+const UNTRUSTED_RECORD_GRACE: Duration = Duration::from_secs(2);
+
+/// The start deadline: `serveStartTimeout` plus a margin for the runner's own start (the runner
+/// enforces the timeout itself; this is the backstop). Durations are bounded, so it cannot overflow.
+fn start_deadline(options: &ManagedOptions) -> Instant {
+    let now = Instant::now();
+    now.checked_add(options.serve_start_timeout + Duration::from_secs(10))
+        .unwrap_or(now)
+}
+
+/// A trusted record that is not the one the caller just failed on.
+fn usable(state: RecordState, avoid: Option<i32>) -> Option<ServeRecord> {
+    match state {
+        RecordState::Trusted(record) if Some(record.serve_pid) != avoid => Some(*record),
+        _ => None,
+    }
+}
+
+/// What wakes a waiting consumer: a change to the fleet's record, start-failure file or spawn
+/// lock (inotify), or the exit of the process it waits on (pidfd). A short poll stands in only
+/// where those are missing.
+struct Wakeups {
+    dir: DirWatch,
+}
+
+impl Wakeups {
+    fn new(registry: &Registry, key: &str) -> Wakeups {
+        let names = [
+            format!("{key}.json"),
+            format!("{key}.error"),
+            format!("{key}.lock"),
+        ];
+        Wakeups {
+            dir: DirWatch::new(registry.dir(), &names, FALLBACK_POLL),
+        }
+    }
+
+    /// Returns on the next relevant change, when `process` exits, or at `until`.
+    async fn next(&mut self, process: Option<i32>, until: Instant) {
+        let exit = crate::process::exited(process);
+        tokio::select! {
+            _ = self.dir.changed() => {}
+            _ = exit => {}
+            _ = tokio::time::sleep_until(until.into()) => {}
+        }
+    }
+}
+
+/// Where inotify or pidfd is missing, how often a waiting consumer looks again.
+const FALLBACK_POLL: Duration = Duration::from_millis(50);
 
 fn attachment(
     fleet_key: &str,
@@ -247,6 +336,8 @@ async fn spawn_and_wait(
     deadline: Instant,
     lock: &mut crate::pid_lock::PidLock,
 ) -> Result<ServeRecord, EnsureError> {
+    // Armed before the runner starts, so its record or failure cannot slip past the wait.
+    let mut wakeups = Wakeups::new(registry, fleet_key);
     registry.clear_start_failure(fleet_key)?;
     let mut api_key = [0u8; 32];
     getrandom::fill(&mut api_key).map_err(|e| EnsureError::Runner {
@@ -340,7 +431,7 @@ async fn spawn_and_wait(
                 timeout_ms: options.serve_start_timeout.as_millis() as u64,
             });
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        wakeups.next(Some(runner_pid), deadline).await;
     }
 }
 
@@ -348,7 +439,10 @@ async fn spawn_and_wait(
 async fn wait_until_gone(process: &ProcessIdentity, bound: Duration) {
     let until = Instant::now() + bound;
     while Instant::now() < until && !process.liveness().is_provably_dead() {
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        tokio::select! {
+            _ = crate::process::exited(Some(process.pid)) => {}
+            _ = tokio::time::sleep_until(until.into()) => {}
+        }
     }
 }
 

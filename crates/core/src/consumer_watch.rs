@@ -91,7 +91,9 @@ impl ConsumerWatch {
             };
             let dir_event = async {
                 match &self.inotify {
-                    Some(inotify) => linux::drain_events(inotify).await,
+                    Some(inotify) => {
+                        linux::next_events(inotify).await;
+                    }
                     None => std::future::pending::<()>().await,
                 }
             };

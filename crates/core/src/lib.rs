@@ -6,6 +6,7 @@
 pub mod catalog;
 pub mod consumer;
 pub mod consumer_watch;
+pub mod dir_watch;
 pub mod file_lock;
 pub mod http;
 pub mod js_value;

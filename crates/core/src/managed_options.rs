@@ -250,13 +250,13 @@ pub fn validate(options: &JsValue) -> Result<ManagedOptions, OptionsError> {
     })
 }
 
-/// A host name, IPv4 address or IPv6 literal (bracketed or not, with an optional zone): nothing
-/// that could not reach `bind`/`connect` as a host, such as spaces, NUL or `!`.
+/// A host name (internationalised names too), IPv4 address or IPv6 literal (bracketed or not,
+/// with an optional zone): nothing that could never name a host, such as spaces, NUL or `!`.
 fn is_host(host: &str) -> bool {
     host.len() <= 255
-        && host.chars().all(|c| {
-            c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '%' | '_')
-        })
+        && host
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '%' | '_'))
 }
 
 /// An HTTP header name: RFC 9110 token characters.

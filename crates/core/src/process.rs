@@ -162,6 +162,42 @@ pub async fn stop_group(pgid: i32, grace: std::time::Duration) -> bool {
     true
 }
 
+/// Stops every running child of this process (a subreaper adopts what a daemonizing serve left):
+/// a child leading its own group has the group stopped, any other child alone. How many there were.
+pub async fn stop_adopted_children(grace: std::time::Duration) -> usize {
+    let me = std::process::id() as i32;
+    let children = crate::platform::children_of(me);
+    for &(pid, pgrp) in &children {
+        if pgrp == pid {
+            stop_group(pid, grace).await;
+        } else {
+            let _ = kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+    // Reap them (we are their parent now), so none lingers as a zombie.
+    while let Ok(status) = nix::sys::wait::waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG))
+    {
+        if status == nix::sys::wait::WaitStatus::StillAlive {
+            break;
+        }
+    }
+    children.len()
+}
+
+/// Resolves when `pid` exits (a pidfd on Linux); never for `None`. Where no pidfd can be opened,
+/// it resolves after a short interval instead, so callers look again.
+pub async fn exited(pid: Option<i32>) {
+    let Some(pid) = pid.filter(|&p| p > 1) else {
+        return std::future::pending().await;
+    };
+    #[cfg(target_os = "linux")]
+    if let Some(fd) = crate::platform::watch::pidfd(pid) {
+        let _ = fd.readable().await;
+        return;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await
+}
+
 /// `Some(true)` if a process has `pid` (EPERM counts), `Some(false)` if none, `None` for pids
 /// that must never be probed (0 and negatives address process groups).
 pub fn pid_exists(pid: i32) -> Option<bool> {

@@ -14,9 +14,11 @@ use std::fs;
 use std::time::{Duration, Instant};
 
 use qvac_managed_core::consumer_watch::ConsumerWatch;
+use qvac_managed_core::dir_watch::DirWatch;
 use qvac_managed_core::launch::RunnerParams;
 use qvac_managed_core::options::millis_saturating;
 use qvac_managed_core::pid_lock::{PidLock, PidLockError};
+use qvac_managed_core::process::stop_adopted_children;
 use qvac_managed_core::process::{Liveness, ProcessIdentity};
 use qvac_managed_core::registry::{
     RecordState, Registry, RegistryError, ServeRecord, StartFailure,
@@ -121,6 +123,13 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
         }
         _ => {}
     }
+    // The runner owns its record: any change to `<key>.json` wakes it to put the true one back.
+    // Armed before publishing, so a change right after it cannot slip past.
+    let mut record_watch = DirWatch::new(
+        registry.dir(),
+        &[format!("{key}.json")],
+        Duration::from_secs(1),
+    );
     let me = ProcessIdentity::current();
     let record = ServeRecord {
         fleet_key: key.clone(),
@@ -160,6 +169,9 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
 
     let idle = millis_saturating(params.idle_timeout_ms);
     let mut watch = ConsumerWatch::new(&registry.consumers_dir(&key));
+    let mut health = tokio::time::interval(HEALTH_INTERVAL);
+    health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut refusals = 0;
     let mut empty_since: Option<Instant> = None;
     let exit = loop {
         let live = registry.live_consumers(&key, true).unwrap_or_default();
@@ -174,7 +186,39 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
             report = serve.exited() => {
                 tracing::warn!(kind = report.kind.as_str(), code = ?report.code, signal = ?report.signal, tail = %report.output_tail, "serve exited on its own");
                 let _ = registry.remove_record(&key);
+                // A serve that daemonized (new session, leader gone) still runs under us, the
+                // subreaper: it is stopped, not left listening with the key, untracked.
+                let adopted = stop_adopted_children(params.grace()).await;
+                if adopted > 0 {
+                    tracing::warn!(adopted, "the serve's leader exited but processes it started still ran (daemonized); stopped them");
+                }
                 break RunnerExit::ServeCrashed;
+            }
+            _ = health.tick() => {
+                match listening(&params.host, port).await {
+                    Some(false) => refusals += 1,
+                    Some(true) => refusals = 0,
+                    None => {}
+                }
+                // Refused twice in a row: nothing listens on the serve's port any more, though
+                // its process lives. That is a crash; the next consumer respawns.
+                if refusals >= 2 {
+                    tracing::warn!(port, "the serve stopped listening (connection refused); treating it as crashed");
+                    let _ = registry.remove_record(&key);
+                    let report = serve.stop(None).await;
+                    tracing::info!(kind = report.kind.as_str(), "serve stopped");
+                    break RunnerExit::ServeCrashed;
+                }
+            }
+            _ = record_watch.changed() => {
+                // A moment's grace: a registry being removed (rm -rf) is gone by then, and is
+                // reaped, not re-created.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                if !registry.dir().exists() {
+                    tracing::warn!("the registry directory is gone; reaping");
+                    break RunnerExit::Reaped;
+                }
+                restore_record(&registry, &record);
             }
             _ = sigterm.recv() => break RunnerExit::Signalled,
             _ = sigint.recv() => break RunnerExit::Signalled,
@@ -192,6 +236,7 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
         let report = serve.stop(None).await;
         tracing::info!(kind = report.kind.as_str(), "serve stopped");
     }
+    stop_adopted_children(params.grace()).await;
     // Only an empty consumers dir goes: a marker may belong to a consumer about to respawn.
     let _ = fs::remove_dir(registry.consumers_dir(&key));
     drop(files);
@@ -202,6 +247,50 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
     }
     tracing::info!(?exit, "runner done");
     exit
+}
+
+/// How often the runner checks that its serve still listens.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Puts the true record back when `<key>.json` was changed, corrupted or removed while the serve
+/// lives, so no consumer waits on a bad file.
+fn restore_record(registry: &Registry, record: &ServeRecord) {
+    let path = registry.record_path(&record.fleet_key);
+    let on_disk = fs::read_to_string(&path)
+        .ok()
+        .and_then(|text| serde_json::from_str::<ServeRecord>(&text).ok());
+    if on_disk.as_ref() == Some(record) {
+        return;
+    }
+    let what = if on_disk.is_some() {
+        "changed"
+    } else if path.exists() {
+        "corrupted"
+    } else {
+        "removed"
+    };
+    match registry.rewrite_record(record) {
+        Ok(()) => {
+            tracing::warn!(path = %path.display(), "the record was {what} while the serve lives; restored it")
+        }
+        Err(err) => tracing::error!(%err, "the record was {what} and cannot be restored"),
+    }
+}
+
+/// Does something accept connections on `host:port`? `None` when the check itself timed out
+/// (a timeout is not proof of anything).
+async fn listening(host: &str, port: u16) -> Option<bool> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match tokio::time::timeout(
+        Duration::from_millis(500),
+        tokio::net::TcpStream::connect((bare, port)),
+    )
+    .await
+    {
+        Ok(Ok(_)) => Some(true),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Some(false),
+        _ => None,
+    }
 }
 
 /// After a panic unwound out of [`run_serve`]: the record (if it names this runner), the spawn

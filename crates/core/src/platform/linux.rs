@@ -9,6 +9,8 @@ use std::sync::OnceLock;
 struct ProcStat {
     /// Field 3: `R`, `S`, `Z` (zombie), `X` (dead), ...
     state: char,
+    /// Field 4: the parent.
+    ppid: i32,
     /// Field 5: the process group.
     pgrp: i32,
     /// Field 22: start time in clock ticks since boot.
@@ -22,12 +24,14 @@ fn proc_stat(pid: i32) -> Option<ProcStat> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is parenthesised and may itself contain spaces or ')'.
     let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
-    // Counting from field 3 (state): pgrp is field 5, starttime field 22.
+    // Counting from field 3 (state): ppid is field 4, pgrp field 5, starttime field 22.
     let state = fields.next()?.chars().next()?;
-    let pgrp = fields.nth(1)?.parse().ok()?;
+    let ppid = fields.next()?.parse().ok()?;
+    let pgrp = fields.next()?.parse().ok()?;
     let start_time = fields.nth(16)?.parse().ok()?;
     Some(ProcStat {
         state,
+        ppid,
         pgrp,
         start_time,
     })
@@ -89,6 +93,22 @@ pub fn tcp_listener_pid(port: u16) -> Option<i32> {
 
 fn fallback_group_alive(pgid: i32) -> bool {
     nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), None).is_ok()
+}
+
+/// Running (non-zombie) children of `parent`, each with its process group: what a subreaper
+/// has adopted from a serve that daemonized.
+pub fn children_of(parent: i32) -> Vec<(i32, i32)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<i32>().ok()?;
+            let stat = proc_stat(pid)?;
+            (stat.ppid == parent && !matches!(stat.state, 'Z' | 'X')).then_some((pid, stat.pgrp))
+        })
+        .collect()
 }
 
 /// True when `pid` is a zombie: exited, waiting to be reaped. It runs nothing and never will.

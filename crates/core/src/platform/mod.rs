@@ -13,8 +13,8 @@ mod linux;
 pub mod watch;
 #[cfg(target_os = "linux")]
 pub use linux::{
-    boot_id, flock_holder_pid, process_cmdline, process_group_alive, process_is_zombie,
-    process_start_time, set_parent_death_signal, tcp_listener_pid,
+    boot_id, children_of, flock_holder_pid, process_cmdline, process_group_alive,
+    process_is_zombie, process_start_time, set_parent_death_signal, tcp_listener_pid,
 };
 
 /// `_exit(code)`: ends the process at once, skipping atexit handlers and destructors (the
@@ -49,6 +49,11 @@ mod fallback {
         None
     }
 
+    /// Without /proc the adopted children are not listed (untested platforms).
+    pub fn children_of(_parent: i32) -> Vec<(i32, i32)> {
+        vec![]
+    }
+
     /// No portable way to read another process's command line: nothing is proven by it.
     pub fn process_cmdline(_pid: i32) -> Option<String> {
         None
@@ -64,6 +69,6 @@ mod fallback {
 }
 #[cfg(not(target_os = "linux"))]
 pub use fallback::{
-    boot_id, flock_holder_pid, process_cmdline, process_group_alive, process_is_zombie,
-    process_start_time, set_parent_death_signal, tcp_listener_pid,
+    boot_id, children_of, flock_holder_pid, process_cmdline, process_group_alive,
+    process_is_zombie, process_start_time, set_parent_death_signal, tcp_listener_pid,
 };

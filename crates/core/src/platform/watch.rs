@@ -27,6 +27,7 @@ pub fn watch_dir(dir: &Path) -> Option<AsyncFd<InotifyFd>> {
                 | AddWatchFlags::IN_DELETE
                 | AddWatchFlags::IN_MOVED_FROM
                 | AddWatchFlags::IN_MOVED_TO
+                | AddWatchFlags::IN_CLOSE_WRITE
                 | AddWatchFlags::IN_DELETE_SELF,
         )
         .ok()?;
@@ -34,13 +35,17 @@ pub fn watch_dir(dir: &Path) -> Option<AsyncFd<InotifyFd>> {
     unsafe { AsyncFd::register(InotifyFd(inotify)).ok() }
 }
 
-pub async fn drain_events(inotify: &AsyncFd<InotifyFd>) {
+/// Waits for the next batch of events; the names they are about (`None` for the directory
+/// itself, e.g. when it is deleted).
+pub async fn next_events(inotify: &AsyncFd<InotifyFd>) -> Vec<Option<std::ffi::OsString>> {
     loop {
         let Ok(mut guard) = inotify.readable().await else {
             return std::future::pending().await;
         };
         match guard.get_inner().0.read_events() {
-            Ok(events) if !events.is_empty() => return,
+            Ok(events) if !events.is_empty() => {
+                return events.into_iter().map(|e| e.name).collect()
+            }
             Ok(_) => guard.clear_ready(),
             Err(nix::errno::Errno::EAGAIN) => guard.clear_ready(),
             Err(_) => return std::future::pending().await,

@@ -183,6 +183,12 @@ impl Registry {
     /// Writes the record atomically (temp file, fsync, rename), mode 0600.
     pub fn write_record(&self, record: &ServeRecord) -> Result<(), RegistryError> {
         self.ensure_dir()?;
+        self.rewrite_record(record)
+    }
+
+    /// [`write_record`](Self::write_record) into a directory that must already exist: a runner
+    /// restoring its record never re-creates a registry that was removed.
+    pub fn rewrite_record(&self, record: &ServeRecord) -> Result<(), RegistryError> {
         let path = self.record_path(&record.fleet_key);
         let mut text = serde_json::to_string_pretty(record).expect("records serialise");
         text.push('\n');

@@ -1,0 +1,79 @@
+//! Wakes a task when named entries of a directory change (created, written, renamed, deleted),
+//! by inotify on Linux; where that is unavailable, a fallback poll stands in. Used by the runner to
+//! keep its record true and by consumers waiting for a record, a start failure or the spawn lock.
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::time::Duration;
+
+#[cfg(target_os = "linux")]
+use crate::platform::watch;
+
+pub struct DirWatch {
+    #[cfg(target_os = "linux")]
+    inotify: Option<tokio::io::unix::AsyncFd<watch::InotifyFd>>,
+    names: Vec<OsString>,
+    fallback_poll: Duration,
+}
+
+impl DirWatch {
+    /// Watches `names` in `dir` (every name when empty). `fallback_poll` bounds each wait when
+    /// inotify is missing. Must be called within a tokio runtime.
+    pub fn new(dir: &Path, names: &[String], fallback_poll: Duration) -> DirWatch {
+        DirWatch {
+            #[cfg(target_os = "linux")]
+            inotify: watch::watch_dir(dir),
+            names: names.iter().map(OsString::from).collect(),
+            fallback_poll,
+        }
+    }
+
+    /// True when changes arrive by event (not by the fallback poll).
+    pub fn by_event(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        return self.inotify.is_some();
+        #[cfg(not(target_os = "linux"))]
+        false
+    }
+
+    /// Resolves when one of the watched names (or the directory itself) may have changed.
+    pub async fn changed(&mut self) {
+        #[cfg(target_os = "linux")]
+        if let Some(inotify) = &self.inotify {
+            loop {
+                let names = watch::next_events(inotify).await;
+                let relevant = self.names.is_empty()
+                    || names
+                        .iter()
+                        .any(|name| name.as_ref().is_none_or(|n| self.names.contains(n)));
+                if relevant {
+                    return;
+                }
+            }
+        }
+        tokio::time::sleep(self.fallback_poll).await
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn wakes_for_watched_names_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut watch = DirWatch::new(dir.path(), &["k.json".into()], Duration::from_secs(60));
+        assert!(watch.by_event());
+        std::fs::write(dir.path().join("other.log"), "x").unwrap();
+        let quiet = tokio::time::timeout(Duration::from_millis(200), watch.changed()).await;
+        assert!(quiet.is_err(), "woke for a name it does not watch");
+        let path = dir.path().join("k.json");
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            std::fs::write(path, "{}").unwrap();
+        });
+        tokio::time::timeout(Duration::from_secs(5), watch.changed())
+            .await
+            .expect("woke for k.json");
+    }
+}
