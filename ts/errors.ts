@@ -210,6 +210,8 @@ export function fromNative(native: NativeError): Error {
       return new RegistryUnsafeError(native);
     case 'REGISTRY_IO':
       return new RegistryIoError(native);
+    case 'SERVE_RECORD_UNTRUSTED':
+      return new QvacManagedModeError(native.code, native.message);
     case 'ABORT_ERR':
       return abortError(native.message);
     default:
