@@ -184,6 +184,33 @@ for (const [impl, createQvac] of Object.entries(impls)) {
   record('start timeout reported, minus timeout (ms)', impl, timeouts, { codes: [...codes] });
 }
 
+// Attach as an app does at start-up: a fresh process imports the package and calls createQvac on
+// a warm serve (one at a time, then 30 at once).
+{
+  const attachOnce = (impl, json) =>
+    new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, [join(project, 'bench', 'attach.mjs'), impl, json], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.once('close', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`bench: attach.mjs ${impl} exited ${code}`))));
+    });
+  for (const [impl, createQvac] of Object.entries(impls)) {
+    const warm = options({ serveIdleTimeout: 60_000 });
+    const keep = await createQvac(warm);
+    const json = JSON.stringify({ models: warm.models, serveBinPath: warm.serveBinPath, serveIdleTimeout: warm.serveIdleTimeout });
+    const runs = [];
+    for (let i = 0; i < reps(15); i++) runs.push(await attachOnce(impl, json));
+    record('first attach in a fresh process: import + createQvac (ms)', impl, runs.map((r) => r.firstAttachMs));
+    record('of which import (ms)', impl, runs.map((r) => r.importMs));
+    record('of which createQvac (ms)', impl, runs.map((r) => r.createMs));
+    record('a second createQvac in the same process (ms)', impl, runs.map((r) => r.secondCreateMs));
+    record('RSS added by importing the package (MiB)', impl, runs.map((r) => r.addonRssMiB));
+    const herd = await Promise.all(Array.from({ length: 30 }, () => attachOnce(impl, json)));
+    record('30 fresh processes attaching at once: import + createQvac (ms)', impl, herd.map((r) => r.firstAttachMs), { serves: new Set(herd.map((r) => r.pid)).size });
+    await keep.close();
+  }
+}
+
 // Teardown of a SIGTERM-ignoring serve with a grandchild, minus grace: until the whole group is gone.
 const GRACE = 500;
 for (const impl of ['ours', 'upstream']) {
@@ -334,7 +361,11 @@ await handoff('proper-lockfile', async () => lockfile.lock(join(lockDir, 'h3')),
 
 // Report.
 const targets = {
-  'cold start overhead (ms)': '<= 25',
+  'cold start overhead (ms)': '<= 15',
+  'first attach in a fresh process: import + createQvac (ms)': '<= 10',
+  'of which createQvac (ms)': '<= 3',
+  'a second createQvac in the same process (ms)': '<= 1',
+  '30 fresh processes attaching at once: import + createQvac (ms)': '<= 1/3 of upstream',
   'warm attach (ms)': '<= 3',
   'reap after close, minus idle (ms)': '<= 150',
   'reap after SIGKILL, minus idle (ms)': '<= 150',
@@ -367,6 +398,17 @@ for (const [metric, byImpl] of Object.entries(results)) {
   const ratio = u && o && u.median !== 0 ? (o.median / u.median).toFixed(2) : '';
   lines.push(`| ${metric} | ${fmt(o?.median)}${extra(o)} | ${fmt(o?.p95)} | ${fmt(u?.median)}${extra(u)} | ${fmt(u?.p95)} | ${ratio} | ${targets[metric] ?? ''} |`);
 }
+// Which targets the medians meet.
+const verdicts = [];
+for (const [metric, target] of Object.entries(targets)) {
+  const o = results[metric]?.ours ?? results[metric]?.node;
+  if (!o) continue;
+  const u = results[metric]?.upstream;
+  const bound = target.includes('of upstream') ? (u ? u.median / 3 : undefined) : Number(target.replace(/[^\d.]/g, ''));
+  if (bound === undefined) continue;
+  verdicts.push(`${o.median <= bound ? 'met' : 'NOT MET'}: ${metric} ${fmt(o.median)} (target ${target}${target.includes('of upstream') ? ` = ${fmt(bound)}` : ''})`);
+}
+lines.push('', ...verdicts.map((v) => `- ${v}`));
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${process.platform} ${process.arch}, Node ${process.version}`;
 const table = `${lines.join('\n')}\n\nMeasured through the package installed from \`npm run pack:local\` tarballs (qvac-managed ${JSON.parse(readFileSync(join(project, 'node_modules', 'qvac-managed', 'package.json'), 'utf8')).version}) and @qvac/ai-sdk-provider 0.7.0 in one project.`;
 console.log(`\nqvac-managed vs @qvac/ai-sdk-provider@0.7.0 — ${new Date().toISOString()}\nmachine: ${machine}${QUICK ? ' (QUICK run)' : ''}\n\n${table}\n`);

@@ -34,13 +34,50 @@ export function createExternalQvac(options: QvacExternalOptions = {}): QvacProvi
   const headers = mergeHeaders(options.headers);
   if (apiKey && headers['authorization'] === undefined) headers['authorization'] = `Bearer ${apiKey}`;
   const baseURL = options.baseURL ?? DEFAULT_BASE_URL;
+  const local: LocalOptions = { baseURL, headers, ...(options.fetch && { fetch: options.fetch }) };
+  // The AI SDK (some 40-70 ms to load in a fresh process) is loaded on the first model call, not
+  // here: creating a provider stays cheap, and a first call loads it exactly once.
+  let built: { compatible: Compatible; composed: Composed } | undefined;
+  const real = (): { compatible: Compatible; composed: Composed } =>
+    (built ??= build(baseURL, headers, local, options.fetch));
+  const provider = ((id: string) => real().composed.languageModel(id)) as unknown as Record<string, unknown>;
+  Object.defineProperty(provider, 'specificationVersion', { value: 'v4', enumerable: true });
+  provider['languageModel'] = (id: string) => real().composed.languageModel(id);
+  provider['chatModel'] = (id: string) => real().composed.languageModel(id);
+  provider['completionModel'] = (id: string) => real().compatible.completionModel(id);
+  provider['embeddingModel'] = (id: string) => real().composed.embeddingModel(id);
+  provider['textEmbeddingModel'] = (id: string) => real().composed.embeddingModel(id);
+  provider['imageModel'] = (id: string) => real().composed.imageModel(id);
+  provider['transcriptionModel'] = (id: string) => real().composed.transcriptionModel(id);
+  provider['speechModel'] = (id: string) => real().composed.speechModel(id);
+  provider['files'] = () => real().composed.files();
+  return provider as unknown as QvacProvider;
+}
+
+type Compatible = OpenAICompatibleProvider;
+interface Composed {
+  specificationVersion: string;
+  languageModel(id: string): unknown;
+  embeddingModel(id: string): unknown;
+  imageModel(id: string): unknown;
+  transcriptionModel(id: string): unknown;
+  speechModel(id: string): unknown;
+  files(): FilesV4;
+}
+
+/** The real providers: OpenAI-compatible surfaces plus QVAC's own, composed with `customProvider`. */
+function build(
+  baseURL: string,
+  headers: Record<string, string>,
+  local: LocalOptions,
+  fetchImpl: typeof fetch | undefined
+): { compatible: Compatible; composed: Composed } {
   const compatible = openaiCompatible().createOpenAICompatible({
     name: 'qvac',
     baseURL,
     headers,
-    ...(options.fetch && { fetch: options.fetch })
+    ...(fetchImpl && { fetch: fetchImpl })
   });
-  const local: LocalOptions = { baseURL, headers, ...(options.fetch && { fetch: options.fetch }) };
   const composed = ai().customProvider({
     files: files(local),
     fallbackProvider: {
@@ -51,25 +88,6 @@ export function createExternalQvac(options: QvacExternalOptions = {}): QvacProvi
       transcriptionModel: (id: string) => transcriptionModel(id, local),
       speechModel: (id: string) => speechModel(id, local)
     }
-  } as Parameters<ReturnType<typeof ai>['customProvider']>[0]) as unknown as {
-    specificationVersion: string;
-    languageModel(id: string): unknown;
-    embeddingModel(id: string): unknown;
-    imageModel(id: string): unknown;
-    transcriptionModel(id: string): unknown;
-    speechModel(id: string): unknown;
-    files(): FilesV4;
-  };
-  const provider = ((id: string) => composed.languageModel(id)) as unknown as Record<string, unknown>;
-  Object.assign(provider, compatible);
-  Object.defineProperty(provider, 'specificationVersion', { value: composed.specificationVersion, enumerable: true });
-  provider['languageModel'] = (id: string) => composed.languageModel(id);
-  provider['chatModel'] = (id: string) => composed.languageModel(id);
-  provider['embeddingModel'] = (id: string) => composed.embeddingModel(id);
-  provider['textEmbeddingModel'] = (id: string) => composed.embeddingModel(id);
-  provider['imageModel'] = (id: string) => composed.imageModel(id);
-  provider['transcriptionModel'] = (id: string) => composed.transcriptionModel(id);
-  provider['speechModel'] = (id: string) => composed.speechModel(id);
-  provider['files'] = () => composed.files();
-  return provider as unknown as QvacProvider;
+  } as Parameters<ReturnType<typeof ai>['customProvider']>[0]) as unknown as Composed;
+  return { compatible, composed };
 }
