@@ -1,7 +1,6 @@
 // Where this platform's native parts are: the addon (`.node`) and the `qvac-managed` binary,
 // from an env override, the per-platform npm package, or a source checkout. Loads nothing native
 // and is CommonJS, so the CLI shim (bin/qvac-managed.cjs) and the addon pre-check use it cheaply.
-import { execSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, sep } from 'node:path';
@@ -82,6 +81,8 @@ function muslFromReport(): boolean | null {
 
 function muslFromChildProcess(): boolean {
   try {
+    // Loaded only here, the last resort: child_process costs milliseconds to load.
+    const { execSync } = require('node:child_process') as typeof import('node:child_process');
     return execSync('ldd --version', { encoding: 'utf8' }).includes('musl');
   } catch {
     return false;

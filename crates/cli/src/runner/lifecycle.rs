@@ -211,14 +211,16 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
                 }
             }
             _ = record_watch.changed() => {
-                // A moment's grace: a registry being removed (rm -rf) is gone by then, and is
-                // reaped, not re-created.
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                if !registry.dir().exists() {
-                    tracing::warn!("the registry directory is gone; reaping");
-                    break RunnerExit::Reaped;
+                if !record_is_intact(&registry, &record) {
+                    // A moment's grace: a registry being removed (rm -rf) is gone by then, and
+                    // is reaped, not re-created.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    if !registry.dir().exists() {
+                        tracing::warn!("the registry directory is gone; reaping");
+                        break RunnerExit::Reaped;
+                    }
+                    restore_record(&registry, &record);
                 }
-                restore_record(&registry, &record);
             }
             _ = sigterm.recv() => break RunnerExit::Signalled,
             _ = sigint.recv() => break RunnerExit::Signalled,
@@ -252,13 +254,22 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
 /// How often the runner checks that its serve still listens.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
 
+/// `<key>.json` holds exactly the record this runner published.
+fn record_is_intact(registry: &Registry, record: &ServeRecord) -> bool {
+    read_own_record(registry, record).as_ref() == Some(record)
+}
+
+fn read_own_record(registry: &Registry, record: &ServeRecord) -> Option<ServeRecord> {
+    fs::read_to_string(registry.record_path(&record.fleet_key))
+        .ok()
+        .and_then(|text| serde_json::from_str::<ServeRecord>(&text).ok())
+}
+
 /// Puts the true record back when `<key>.json` was changed, corrupted or removed while the serve
 /// lives, so no consumer waits on a bad file.
 fn restore_record(registry: &Registry, record: &ServeRecord) {
     let path = registry.record_path(&record.fleet_key);
-    let on_disk = fs::read_to_string(&path)
-        .ok()
-        .and_then(|text| serde_json::from_str::<ServeRecord>(&text).ok());
+    let on_disk = read_own_record(registry, record);
     if on_disk.as_ref() == Some(record) {
         return;
     }

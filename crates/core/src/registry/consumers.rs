@@ -63,7 +63,7 @@ impl Registry {
         // The marker is written complete beside the consumers dir and renamed into it, so a write
         // that fails (a full disk) never leaves an empty marker that would count as a consumer.
         let staging = self.dir().join(format!("{key}.marker"));
-        let temp = TempFile::beside(&staging, me.to_record().as_bytes(), 0o600)
+        let temp = TempFile::beside_unsynced(&staging, me.to_record().as_bytes(), 0o600)
             .map_err(io_err("write consumer marker", &path))?;
         // A failed start removes an empty consumers dir; if that races with us, make it again.
         let mut attempts = 0;
