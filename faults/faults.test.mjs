@@ -106,6 +106,17 @@ describe('fault injection', () => {
       const big = 'x'.repeat(16 * 1024);
       assert.throws(() => registry.writeRecord({ fleetKey: '0123456789abcdef', apiKey: big, servePid: process.pid, runnerPid: process.pid, port: 1, host: '127.0.0.1', baseURL: 'http://127.0.0.1:1/v1', configPath: '', startedAt: '', idleTimeoutMs: 0 }), (e) => e.code === 'REGISTRY_IO' && /No space left/.test(e.message));
       assert.deepEqual(readdirSync(join(mnt, 'reg')), [], 'no record and no temp file left');
+      // Fill what is left, page by page: a consumer marker cannot be written either, and no empty
+      // marker (which would count as a live consumer) may be left behind.
+      try {
+        for (let i = 0; ; i++) writeFileSync(join(mnt, `fill-${i}`), Buffer.alloc(1024));
+      } catch (err) {
+        assert.equal(err.code, 'ENOSPC');
+      }
+      assert.throws(() => registry.addConsumer('0123456789abcdef'), (e) => e.code === 'REGISTRY_IO' && /No space left/.test(e.message));
+      const consumers = join(mnt, 'reg', '0123456789abcdef.consumers');
+      assert.deepEqual(existsSync(consumers) ? readdirSync(consumers) : [], [], 'no empty marker left');
+      assert.deepEqual(readdirSync(join(mnt, 'reg')).filter((f) => f.endsWith('.tmp')), [], 'no temp marker left');
     } finally {
       spawnSync('umount', [mnt]);
     }

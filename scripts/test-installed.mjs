@@ -3,6 +3,7 @@
 // __test__/installed/ there under Node 20, Node 22 and Bun, importing the package by name:
 //   project "full":           npm install <both tarballs> ai@7 @ai-sdk/openai-compatible@3
 //   project "omit-optional":  npm install --omit=optional <main tarball>   (no platform package)
+//   project "no-peers":       npm install <both tarballs>                  (no ai, no @ai-sdk/openai-compatible)
 // Usage: node scripts/test-installed.mjs [--runtimes=node20,node22,bun] [--keep]
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -31,7 +32,8 @@ function step(what, run) {
 const tarballs = packLocal();
 const projects = {
   full: { specs: [...tarballs.all, 'ai@7', '@ai-sdk/openai-compatible@3'], flags: [], tests: ['package.test.mjs'] },
-  'omit-optional': { specs: [tarballs.main], flags: ['--omit=optional'], tests: ['omit-optional.test.mjs'] }
+  'omit-optional': { specs: [tarballs.main], flags: ['--omit=optional'], tests: ['omit-optional.test.mjs'] },
+  'no-peers': { specs: tarballs.all, flags: [], tests: ['no-peers.test.mjs'] }
 };
 const base = mkdtempSync(join(tmpdir(), 'qvac-managed-installed-'));
 const failed = [];
