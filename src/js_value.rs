@@ -7,6 +7,14 @@ use serde_json::Value;
 
 use crate::errors::{self, NativeError};
 
+/// `[name, value]` pairs as JS sends an environment; malformed pairs are skipped.
+pub fn env_pairs(pairs: Vec<Vec<String>>) -> Vec<(String, String)> {
+    pairs
+        .into_iter()
+        .filter_map(|pair| <[String; 2]>::try_from(pair).ok().map(|[k, v]| (k, v)))
+        .collect()
+}
+
 pub fn decode(encoded: &str) -> Result<JsValue, NativeError> {
     let value: Value = serde_json::from_str(encoded).map_err(|e| {
         errors::invalid_option("options", format!("options could not be read: {e}"))

@@ -10,7 +10,7 @@ use qvac_managed_core::registry::Registry;
 
 use crate::errors::NativeError;
 use crate::held::{self, EnvId, HeldResource};
-use crate::js_value::decode;
+use crate::js_value::{decode, env_pairs};
 use crate::outcome::outcome;
 
 #[napi(object)]
@@ -66,15 +66,7 @@ pub fn ensure_serve<'env>(
         project_dir: request.project_dir,
         node_path: request.node_path,
         grace_ms: request.grace_ms,
-        env: request.env.map(|pairs| {
-            pairs
-                .into_iter()
-                .filter_map(|pair| match <[String; 2]>::try_from(pair) {
-                    Ok([k, v]) => Some((k, v)),
-                    Err(_) => None,
-                })
-                .collect()
-        }),
+        env: request.env.map(env_pairs),
     };
     env.spawn_future(async move {
         let (options, registry) = match checked {

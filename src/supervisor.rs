@@ -15,6 +15,7 @@ use qvac_managed_core::supervisor::{
 
 use crate::errors::NativeError;
 use crate::held::EnvId;
+use crate::js_value::env_pairs;
 
 #[napi(object)]
 pub struct SupervisedOptions {
@@ -38,13 +39,7 @@ fn spec(o: &SupervisedOptions) -> std::result::Result<SupervisorSpec, NativeErro
     let options = CoreOptions {
         command: o.command.clone(),
         args: o.args.clone().unwrap_or_default(),
-        env: o
-            .env
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|pair| <[String; 2]>::try_from(pair).ok().map(|[k, v]| (k, v)))
-            .collect(),
+        env: env_pairs(o.env.clone().unwrap_or_default()),
         cwd: o.cwd.clone(),
         ready_url: o.ready_url.clone(),
         ready_bearer: o.ready_bearer.clone(),

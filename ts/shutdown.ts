@@ -61,8 +61,6 @@ const ACK_MESSAGE = '__shutdown_ack__';
 const isShutdownMessage = (msg: unknown): boolean =>
   msg === SHUTDOWN_MESSAGE || (typeof msg === 'object' && msg !== null && (msg as { type?: unknown }).type === SHUTDOWN_MESSAGE);
 
-const positiveMs = millisArg;
-
 function iterableArg(option: string, value: unknown): void {
   if (typeof (value as { [Symbol.iterator]?: unknown } | null)?.[Symbol.iterator] !== 'function') {
     throw InvalidOptionError.because(option, value === null ? 'null' : typeof value, 'an iterable');
@@ -98,8 +96,8 @@ export function installShutdownHandlers(optionsIn?: InstallShutdownOptions): Shu
   if (options.lock !== undefined && typeof (options.lock as { release?: unknown } | null)?.release !== 'function') {
     throw InvalidOptionError.because('lock', String(options.lock), 'a lock with a release() method');
   }
-  const safetyNetMs = positiveMs('safetyNetMs', options.safetyNetMs, 3000);
-  const resourceTimeoutMs = positiveMs('resourceTimeoutMs', options.resourceTimeoutMs, 2000);
+  const safetyNetMs = millisArg('safetyNetMs', options.safetyNetMs, 3000);
+  const resourceTimeoutMs = millisArg('resourceTimeoutMs', options.resourceTimeoutMs, 2000);
   const logger = options.logger ?? defaultLogger;
   let cleanup: Promise<CleanupReport> | undefined;
   let shuttingDown = false;
@@ -271,8 +269,8 @@ export async function requestCleanup(
     throw InvalidOptionError.because('worker', worker === null ? 'null' : typeof worker, 'a ChildProcess (from fork)');
   }
   optionsArg('options', options);
-  const timeoutMs = positiveMs('timeoutMs', options.timeoutMs, 10_000);
-  const graceMs = positiveMs('graceMs', options.graceMs, 3000);
+  const timeoutMs = millisArg('timeoutMs', options.timeoutMs, 10_000);
+  const graceMs = millisArg('graceMs', options.graceMs, 3000);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) resolve({ code: child.exitCode, signal: child.signalCode });
     else child.once('exit', (code, signal) => resolve({ code, signal }));

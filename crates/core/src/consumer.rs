@@ -17,7 +17,7 @@ use crate::process::ProcessIdentity;
 use crate::registry::{
     ConsumerMarker, RecordState, Registry, RegistryError, ServeRecord, StartFailure,
 };
-use crate::serve_start::StartError;
+use crate::serve_start::check_serve_bin_path;
 
 /// Where and how to start runners.
 #[derive(Clone, Debug)]
@@ -130,14 +130,8 @@ pub async fn ensure_serve(
     avoid: Option<i32>,
 ) -> Result<Attachment, EnsureError> {
     // A serveBinPath that does not exist is bad input: refused before anything is written.
-    if let Some(bin) = options.serve_bin_path.as_deref() {
-        if !std::path::Path::new(bin).is_file() {
-            let err = StartError::CliNotFound {
-                detail: format!("serveBinPath {bin} does not exist"),
-            };
-            return Err(EnsureError::Start(err.failure()));
-        }
-    }
+    check_serve_bin_path(options.serve_bin_path.as_deref())
+        .map_err(|err| EnsureError::Start(err.failure()))?;
     registry.ensure_dir()?;
     if options.reuse && avoid.is_none() {
         if let Some(attached) = try_attach(registry, fleet_key)? {

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::dir_watch::DirWatch;
 #[cfg(target_os = "linux")]
 use crate::platform::watch as linux;
 
@@ -20,8 +21,8 @@ pub struct WatchSupport {
 
 pub struct ConsumerWatch {
     dir: PathBuf,
-    #[cfg(target_os = "linux")]
-    inotify: Option<tokio::io::unix::AsyncFd<linux::InotifyFd>>,
+    /// Markers added or removed.
+    markers: DirWatch,
     #[cfg(target_os = "linux")]
     pidfds: HashMap<i32, tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>>,
     #[cfg(not(target_os = "linux"))]
@@ -38,8 +39,7 @@ impl ConsumerWatch {
         let _ = std::fs::DirBuilder::new().mode(0o700).create(dir);
         ConsumerWatch {
             dir: dir.to_owned(),
-            #[cfg(target_os = "linux")]
-            inotify: linux::watch_dir(dir),
+            markers: DirWatch::new(dir, &[], FALLBACK_POLL),
             pidfds: HashMap::new(),
             unwatched_pids: false,
         }
@@ -49,7 +49,7 @@ impl ConsumerWatch {
         #[cfg(target_os = "linux")]
         {
             WatchSupport {
-                inotify: self.inotify.is_some(),
+                inotify: self.markers.by_event(),
                 pidfd: linux::pidfd_supported(),
             }
         }
@@ -81,21 +81,21 @@ impl ConsumerWatch {
     pub async fn changed(&mut self) {
         #[cfg(target_os = "linux")]
         {
-            let by_event_only = self.inotify.is_some() && !self.unwatched_pids;
+            let ConsumerWatch {
+                markers,
+                pidfds,
+                unwatched_pids,
+                ..
+            } = self;
+            // Without inotify the marker watch itself falls back to a poll; a pid without a
+            // pidfd needs one too.
+            let by_event_only = markers.by_event() && !*unwatched_pids;
             let pid_exit = async {
-                if self.pidfds.is_empty() {
+                if pidfds.is_empty() {
                     return std::future::pending::<()>().await;
                 }
-                let waits = self.pidfds.values().map(|fd| Box::pin(fd.readable()));
+                let waits = pidfds.values().map(|fd| Box::pin(fd.readable()));
                 let _ = futures_util::future::select_all(waits).await;
-            };
-            let dir_event = async {
-                match &self.inotify {
-                    Some(inotify) => {
-                        linux::next_events(inotify).await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
             };
             let poll = async {
                 if by_event_only {
@@ -106,12 +106,12 @@ impl ConsumerWatch {
             };
             tokio::select! {
                 _ = pid_exit => {}
-                _ = dir_event => {}
+                _ = markers.changed() => {}
                 _ = poll => {}
             }
         }
         #[cfg(not(target_os = "linux"))]
-        tokio::time::sleep(FALLBACK_POLL).await;
+        self.markers.changed().await;
     }
 
     pub fn dir(&self) -> &Path {

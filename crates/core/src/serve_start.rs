@@ -68,17 +68,22 @@ impl StartError {
     }
 }
 
+/// `serveBinPath`, when given, must be a file: otherwise CLI_NOT_FOUND, as upstream reports it.
+pub fn check_serve_bin_path(bin: Option<&str>) -> Result<(), StartError> {
+    match bin {
+        Some(bin) if !Path::new(bin).is_file() => Err(StartError::CliNotFound {
+            detail: format!("serveBinPath {bin} does not exist"),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// The command that runs the serve: `serveBinPath`, else `@qvac/cli` from the project (run by
 /// the consumer's JS runtime), else `qvac` on PATH.
 pub fn resolve_serve_command(params: &RunnerParams) -> Result<(PathBuf, Vec<String>), StartError> {
+    check_serve_bin_path(params.serve_bin_path.as_deref())?;
     if let Some(bin) = params.serve_bin_path.as_deref() {
-        let path = PathBuf::from(bin);
-        if !path.is_file() {
-            return Err(StartError::CliNotFound {
-                detail: format!("serveBinPath {bin} does not exist"),
-            });
-        }
-        return Ok((path, vec![]));
+        return Ok((PathBuf::from(bin), vec![]));
     }
     if let Some(project) = params.project_dir.as_deref() {
         for dir in Path::new(project).ancestors() {
