@@ -19,16 +19,6 @@ pub struct TempFile {
 impl TempFile {
     /// Creates `<target>.<pid>.<hex>.tmp` exclusively with `mode` and writes `content` to disk.
     pub fn beside(target: &Path, content: &[u8], mode: u32) -> io::Result<TempFile> {
-        TempFile::create(target, content, mode, true)
-    }
-
-    /// [`beside`](Self::beside) without the fsync, for files that need not survive a crash of the
-    /// machine (a consumer marker dies with its process anyway): complete, not durable.
-    pub fn beside_unsynced(target: &Path, content: &[u8], mode: u32) -> io::Result<TempFile> {
-        TempFile::create(target, content, mode, false)
-    }
-
-    fn create(target: &Path, content: &[u8], mode: u32, sync: bool) -> io::Result<TempFile> {
         let mut name = target.as_os_str().to_owned();
         name.push(format!(
             ".{}.{:08x}.tmp",
@@ -46,9 +36,7 @@ impl TempFile {
             path,
         };
         file.write_all(content)?;
-        if sync {
-            file.sync_all()?;
-        }
+        file.sync_all()?;
         Ok(temp)
     }
 

@@ -176,6 +176,20 @@ fn parse_locks_line(line: &str, wanted: (u64, u64, u64)) -> Option<i32> {
     ((major, minor, ino) == wanted).then_some(pid)
 }
 
+/// Renames `from` to `to` only if `to` does not exist (RENAME_NOREPLACE): a directory put in
+/// place this way never replaces another, even an empty one someone watches.
+pub fn rename_noreplace(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+        // A filesystem without renameat2 flags: check, then rename (a narrow race, not a wrong file).
+        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) if to.exists() => {
+            Err(std::io::ErrorKind::AlreadyExists.into())
+        }
+        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => std::fs::rename(from, to),
+        other => other.map_err(std::io::Error::from),
+    }
+}
+
 /// Makes the child SIGKILLed when this thread's process dies (PR_SET_PDEATHSIG), re-checking
 /// after the prctl in case the parent died before it took effect.
 pub fn set_parent_death_signal(command: &mut tokio::process::Command) {

@@ -14,7 +14,8 @@ pub mod watch;
 #[cfg(target_os = "linux")]
 pub use linux::{
     boot_id, children_of, flock_holder_pid, process_cmdline, process_group_alive,
-    process_is_zombie, process_start_time, set_parent_death_signal, tcp_listener_pid,
+    process_is_zombie, process_start_time, rename_noreplace, set_parent_death_signal,
+    tcp_listener_pid,
 };
 
 /// `_exit(code)`: ends the process at once, skipping atexit handlers and destructors (the
@@ -49,6 +50,14 @@ mod fallback {
         None
     }
 
+    /// Check, then rename (untested platforms): a narrow race, never a wrong file.
+    pub fn rename_noreplace(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+        if to.exists() {
+            return Err(std::io::ErrorKind::AlreadyExists.into());
+        }
+        std::fs::rename(from, to)
+    }
+
     /// Without /proc the adopted children are not listed (untested platforms).
     pub fn children_of(_parent: i32) -> Vec<(i32, i32)> {
         vec![]
@@ -70,5 +79,6 @@ mod fallback {
 #[cfg(not(target_os = "linux"))]
 pub use fallback::{
     boot_id, children_of, flock_holder_pid, process_cmdline, process_group_alive,
-    process_is_zombie, process_start_time, set_parent_death_signal, tcp_listener_pid,
+    process_is_zombie, process_start_time, rename_noreplace, set_parent_death_signal,
+    tcp_listener_pid,
 };

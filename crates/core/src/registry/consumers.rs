@@ -8,7 +8,7 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::{io_err, Registry, RegistryError};
-use crate::private_file::TempFile;
+use crate::private_file;
 use crate::process::{Liveness, ProcessIdentity};
 
 /// A live provider's claim on a serve; removing it lets the runner's idle clock start.
@@ -59,27 +59,29 @@ impl Registry {
         self.ensure_dir()?;
         let dir = self.consumers_dir(key);
         let me = ProcessIdentity::current();
-        let path = dir.join(format!("{}.{:08x}", me.pid, fastrand::u32(..)));
-        // The marker is written complete beside the consumers dir and renamed into it, so a write
-        // that fails (a full disk) never leaves an empty marker that would count as a consumer.
-        let staging = self.dir().join(format!("{key}.marker"));
-        let temp = TempFile::beside_unsynced(&staging, me.to_record().as_bytes(), 0o600)
-            .map_err(io_err("write consumer marker", &path))?;
-        // A failed start removes an empty consumers dir; if that races with us, make it again.
-        let mut attempts = 0;
-        loop {
-            match fs::DirBuilder::new().mode(0o700).create(&dir) {
-                Ok(()) => fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
-                    .map_err(io_err("set permissions of", &dir))?,
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(io_err("create", &dir)(e)),
-            }
-            match fs::rename(temp.path(), &path) {
-                Ok(()) => break,
-                Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 3 => attempts += 1,
-                Err(e) => return Err(io_err("create consumer marker", &path)(e)),
-            }
+        let name = format!("{}.{:08x}", me.pid, fastrand::u32(..));
+        let path = dir.join(&name);
+        // The marker is written complete in a private staging directory first, so a write that
+        // fails (a full disk) never leaves an empty marker that would count as a consumer.
+        let staging = self.dir().join(format!(
+            "{key}.consumers.{}.{:08x}.tmp",
+            me.pid,
+            fastrand::u32(..)
+        ));
+        let staged = fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&staging)
+            .and_then(|()| fs::set_permissions(&staging, fs::Permissions::from_mode(0o700)))
+            .and_then(|()| {
+                private_file::create_new(&staging.join(&name), me.to_record().as_bytes())
+            });
+        if let Err(e) = staged {
+            let _ = fs::remove_dir_all(&staging);
+            return Err(io_err("write consumer marker", &path)(e));
         }
+        let placed = place_marker(&staging, &name, &dir);
+        let _ = fs::remove_dir_all(&staging);
+        placed.map_err(io_err("create consumer marker", &path))?;
         Ok(ConsumerMarker {
             path,
             removed: false,
@@ -127,6 +129,33 @@ impl Registry {
         }
         Ok(markers)
     }
+}
+
+/// Moves the staged marker into the consumers directory. An empty consumers directory may be
+/// removed at any moment (by a sweep, which every slow-path attach runs, or by a failed start), so
+/// when there is none, the staging directory — already holding the marker, so never empty — is
+/// put in its place, without ever replacing one that appeared meanwhile.
+fn place_marker(staging: &Path, name: &str, dir: &Path) -> io::Result<()> {
+    for _ in 0..10 {
+        match fs::rename(staging.join(name), dir.join(name)) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        match crate::platform::rename_noreplace(staging, dir) {
+            Ok(()) => return Ok(()),
+            // Another consumer put one there first: move the marker into it.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::AlreadyExists | io::ErrorKind::DirectoryNotEmpty
+                ) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::other(
+        "the consumers directory kept changing under us",
+    ))
 }
 
 /// `parseInt`-style leading pid of a marker name (`"123.ab12cd34"` -> 123).

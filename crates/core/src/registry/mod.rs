@@ -325,6 +325,34 @@ mod tests {
     }
 
     #[test]
+    fn markers_are_placed_while_the_empty_consumers_dir_is_being_removed() {
+        // A sweep (every slow-path attach runs one) or a failed start removes an empty consumers
+        // dir; a consumer that has just made that dir must make it again instead of failing.
+        let (_home, reg) = registry();
+        reg.ensure_dir().unwrap();
+        let key = "ffffffffffffffff";
+        let dir = reg.consumers_dir(key);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let remover = {
+            let (dir, stop) = (dir.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = fs::remove_dir(&dir);
+                    std::thread::yield_now();
+                }
+            })
+        };
+        for _ in 0..3000 {
+            let mut marker = reg
+                .add_consumer(key)
+                .expect("a marker despite concurrent removals");
+            marker.remove();
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        remover.join().unwrap();
+    }
+
+    #[test]
     fn error_files_round_trip_and_read_upstream_text() {
         let (_home, reg) = registry();
         let failure = StartFailure {
@@ -379,6 +407,13 @@ mod tests {
             .dir()
             .join(format!("7777777777777777.json.{}.123.tmp", dead_pid()));
         fs::write(&stale_tmp, "{}").unwrap();
+        // A marker staging directory left by a consumer that died while attaching.
+        let stale_staging = reg.dir().join(format!(
+            "7777777777777777.consumers.{}.00000001.tmp",
+            dead_pid()
+        ));
+        fs::create_dir(&stale_staging).unwrap();
+        fs::write(stale_staging.join("1.00000001"), "").unwrap();
         fs::create_dir(reg.consumers_dir("8888888888888888")).unwrap();
         fs::write(
             reg.consumers_dir("8888888888888888")
@@ -415,6 +450,7 @@ mod tests {
         assert!(!reg.lock_path("5555555555555555").exists());
         assert!(reg.lock_path("6666666666666666").exists());
         assert!(!stale_tmp.exists());
+        assert!(!stale_staging.exists());
         assert!(!reg.consumers_dir("8888888888888888").exists());
         assert!(report.removed.contains(&reg.record_path(&dead.fleet_key)));
     }

@@ -40,7 +40,8 @@ pub enum Removal {
     EmptyConsumersDir(PathBuf),
     /// A spawn lock whose holder is provably dead.
     StaleLock(PathBuf),
-    /// A temp file whose writer is dead, or an abandoned runner-params file.
+    /// A temp file (or marker staging directory) whose writer is dead, or an abandoned
+    /// runner-params file.
     Leftover(PathBuf),
 }
 
@@ -274,8 +275,17 @@ impl Registry {
                         }
                     }
                 }
-                Removal::DeadMarker(path) | Removal::Leftover(path) => {
+                Removal::DeadMarker(path) => {
                     if fs::remove_file(path).is_ok() {
+                        report.removed.push(path.clone());
+                    }
+                }
+                Removal::Leftover(path) => {
+                    // A dead writer's temp file, or its marker staging directory.
+                    if fs::remove_file(path)
+                        .or_else(|_| fs::remove_dir_all(path))
+                        .is_ok()
+                    {
                         report.removed.push(path.clone());
                     }
                 }
