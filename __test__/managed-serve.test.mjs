@@ -65,6 +65,9 @@ describe('managed serve lifecycle (runner + fake serve)', () => {
     await Promise.all(children.map((c) => c.next(event('ready'), 30_000)));
     writeFileSync(go, '');
     const local = Promise.all(Array.from({ length: 50 }, () => ensureServe(options, { registryDir, graceMs: 300 })));
+    // Awaited below; handled here so an early rejection fails this test at `await local` (and its
+    // fixtures are killed) instead of as an unhandled rejection that left them running.
+    local.catch(() => {});
     const outcomes = await Promise.all(children.map((c) => c.next(event('attached'), 60_000)));
     const mine = await local;
     for (const o of outcomes) assert.deepEqual(o.errors, []);
