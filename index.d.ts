@@ -104,9 +104,10 @@ export interface EnsureOutcome {
 
 /**
  * Validates the options (typed errors before anything is written), then attaches to the
- * fleet's serve or starts it, off the JS thread.
+ * fleet's serve or starts it, off the JS thread. `cancel` ends the attach with ABORT_ERR and
+ * removes our marker; a start other consumers wait on goes on.
  */
-export declare function ensureServe(request: EnsureServeRequest): Promise<EnsureOutcome>
+export declare function ensureServe(request: EnsureServeRequest, cancel: NativeCancelToken): Promise<EnsureOutcome>
 
 export interface EnsureServeRequest {
   /** The managed options as the TS layer's tagged JSON. */
@@ -135,8 +136,18 @@ export interface InspectOutcome {
 
 export declare function isLockHeld(handle: number): boolean
 
-/** Kills every supervised child's group (the process 'exit' path). */
-export declare function killAllSupervised(): void
+/**
+ * Kills the groups of the children the calling environment spawned, and only those (its 'exit'
+ * path; a worker thread's end must not kill the main thread's children).
+ */
+export declare function killEnvSupervised(): void
+
+/**
+ * Kills every supervised child's group, of every environment: only for the end of the process
+ * (the main thread's 'exit', the safety net; Bun tears down no worker environment when the
+ * process exits).
+ */
+export declare function killProcessSupervised(): void
 
 export interface ListOutcome {
   serves?: Array<ServeEntry>
@@ -214,6 +225,16 @@ export interface NativeSweepReport {
   keptUntrusted: Array<string>
   stoppedOrphans: Array<string>
   corrupt: Array<string>
+  movedAside: Array<string>
+}
+
+/** A record moved aside because its running serve could not be proven ours. */
+export interface NativeUnverifiedRecord {
+  path: string
+  fleetKey: string
+  servePid: number
+  serveAlive: boolean
+  removeWith: string
 }
 
 export interface OptionsOutcome {
@@ -225,7 +246,8 @@ export declare function pidLockAcquire(path: string, wait: RetryOptions, cancel:
 
 export declare function pidLockInspect(path: string): InspectOutcome
 
-export declare function pidLockTryAcquire(path: string): LockOutcome
+/** One attempt, off the JS thread (it writes and fsyncs the lock file). */
+export declare function pidLockTryAcquire(path: string): Promise<LockOutcome>
 
 export interface RecordOutcome {
   read?: NativeRecordRead
@@ -236,6 +258,8 @@ export interface RecordOutcome {
 export declare function registryAddConsumer(dir: string | undefined | null, fleetKey: string): ConsumerOutcome
 
 export declare function registryListServes(dir?: string | undefined | null): ListOutcome
+
+export declare function registryListUnverified(dir?: string | undefined | null): UnverifiedOutcome
 
 export declare function registryLiveConsumers(dir: string | undefined | null, fleetKey: string, prune: boolean): ConsumersOutcome
 
@@ -253,11 +277,21 @@ export declare function registryWriteRecord(dir: string | undefined | null, reco
 
 export declare function registryWriteStartFailure(dir: string | undefined | null, fleetKey: string, failure: NativeStartFailure): NativeError | null
 
-/** Releases every lock this process holds, from any environment (the 'exit' path). */
-export declare function releaseAllLocks(): void
+/**
+ * Releases every lock and marker the calling environment holds, and only those (its 'exit'
+ * path: Node emits 'exit' in worker threads too, and a worker's end must not touch the main
+ * thread's locks). The environment may go on: locks it takes later are kept as usual.
+ */
+export declare function releaseEnvLocks(): void
 
 /** Releases a lock by handle. Idempotent: an unknown or already released handle is a no-op. */
 export declare function releaseLock(handle: number): NativeError | null
+
+/**
+ * Releases every lock and marker of every environment: only for the end of the process (the
+ * main thread's 'exit'; Bun tears down no worker environment when the process exits).
+ */
+export declare function releaseProcessLocks(): void
 
 /** Retry options as JS passes them; missing ones take the core defaults. */
 export interface RetryOptions {
@@ -310,6 +344,11 @@ export interface SweepOutcome {
 
 /** `encoded`: the `models` list as tagged JSON. */
 export declare function synthesizeServeConfig(encoded: string): ConfigOutcome
+
+export interface UnverifiedOutcome {
+  records?: Array<NativeUnverifiedRecord>
+  error?: NativeError
+}
 
 /** `encoded`: the options as the TS layer's tagged JSON. */
 export declare function validateManagedOptions(encoded: string): OptionsOutcome

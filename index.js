@@ -773,7 +773,7 @@ if (
   }
 }
 
-const { NativeBackoff, NativeCancelToken, NativeSupervised, armSafetyNet, checkRetryOptions, checkSupervisedOptions, disarmSafetyNet, ensureServe, fileLockAcquire, fileLockTryAcquire, isLockHeld, killAllSupervised, pidLockAcquire, pidLockInspect, pidLockTryAcquire, registryAddConsumer, registryListServes, registryLiveConsumers, registryReadRecord, registryReadStartFailure, registrySweep, registryTrySpawnLock, registryWriteRecord, registryWriteStartFailure, releaseAllLocks, releaseLock, synthesizeServeConfig, validateManagedOptions } = nativeBinding
+const { NativeBackoff, NativeCancelToken, NativeSupervised, armSafetyNet, checkRetryOptions, checkSupervisedOptions, disarmSafetyNet, ensureServe, fileLockAcquire, fileLockTryAcquire, isLockHeld, killEnvSupervised, killProcessSupervised, pidLockAcquire, pidLockInspect, pidLockTryAcquire, registryAddConsumer, registryListServes, registryListUnverified, registryLiveConsumers, registryReadRecord, registryReadStartFailure, registrySweep, registryTrySpawnLock, registryWriteRecord, registryWriteStartFailure, releaseEnvLocks, releaseLock, releaseProcessLocks, synthesizeServeConfig, validateManagedOptions } = nativeBinding
 export { NativeBackoff }
 export { NativeCancelToken }
 export { NativeSupervised }
@@ -785,12 +785,14 @@ export { ensureServe }
 export { fileLockAcquire }
 export { fileLockTryAcquire }
 export { isLockHeld }
-export { killAllSupervised }
+export { killEnvSupervised }
+export { killProcessSupervised }
 export { pidLockAcquire }
 export { pidLockInspect }
 export { pidLockTryAcquire }
 export { registryAddConsumer }
 export { registryListServes }
+export { registryListUnverified }
 export { registryLiveConsumers }
 export { registryReadRecord }
 export { registryReadStartFailure }
@@ -798,8 +800,9 @@ export { registrySweep }
 export { registryTrySpawnLock }
 export { registryWriteRecord }
 export { registryWriteStartFailure }
-export { releaseAllLocks }
+export { releaseEnvLocks }
 export { releaseLock }
+export { releaseProcessLocks }
 export { synthesizeServeConfig }
 export { validateManagedOptions }
 export const __napiBindingTarget = __napiLoadedBindingTarget

@@ -32,7 +32,7 @@ async function assertNothingLeft(registryDir, fleetKey, tempBefore) {
 
 describe('managed serve lifecycle (runner + fake serve)', () => {
   test('cold start, warm attach to the same serve, key via file not argv, reap after the last release', async (t) => {
-    const { registryDir, attach, readEvents, registry } = setup(t);
+    const { registryDir, attach, readEvents, registry, options } = setup(t);
     const tempBefore = tempConfigDirs();
     const first = await attach();
     assert.equal(first.spawned, true);
@@ -49,9 +49,17 @@ describe('managed serve lifecycle (runner + fake serve)', () => {
     assert.ok(started.argv.includes('--api-key-file'));
     assert.deepEqual(started.argv.slice(0, 3), ['serve', '--openai', '--no-default']);
     assert.equal(registry.listServes()[0].consumers, 2);
+    // A reference fleet with a longer idle timeout, released just after `first`: once its serve is
+    // reaped, this fleet's runner has had its idle timeout and more since `first` left, so a
+    // runner that counted the one left consumer wrong would have reaped by then.
+    const refOptions = { ...options, serveIdleTimeout: 600, models: [{ name: 'qwen3.5-9b', config: { referenceFleet: true } }] };
+    const reference = await ensureServe(refOptions, { registryDir, graceMs: 300 });
+    assert.notEqual(reference.fleetKey, first.fleetKey);
     first.release();
-    await new Promise((r) => setTimeout(r, 400));
+    reference.release();
+    await waitFor(() => !alive(reference.pid), 10_000, 'the reference fleet reaped');
     assert.ok(alive(second.pid), 'one consumer left: not reaped');
+    assert.equal(registry.listServes().find((s) => s.fleetKey === first.fleetKey)?.consumers, 1);
     second.release();
     await waitFor(() => !alive(second.pid), 10_000, 'serve reaped');
     await assertNothingLeft(registryDir, first.fleetKey, tempBefore);
@@ -336,15 +344,21 @@ describe('self-healing: the runner owns its record and its serve', () => {
   });
 
   test('a serve that daemonizes (new session, leader exits): the daemon is stopped, not left listening', async (t) => {
-    const { attach, readEvents, registryDir } = setup(t, { idle: 60_000, env: { FAKE_SERVE_DAEMONIZE: '1' } });
-    const first = await attach().catch((e) => e);
+    const { attach, readEvents, registryDir, registry } = setup(t, { idle: 60_000, env: { FAKE_SERVE_DAEMONIZE: '1' } });
+    // The leader stays until the daemon answers and 300 ms more, so the start succeeds: the
+    // record names the leader, the one process the runner started.
+    const first = await attach();
+    t.after(() => first.release());
     const daemon = await waitFor(() => readEvents().find((e) => e.event === 'daemon'), 10_000, 'daemon started');
     t.after(() => {
       if (alive(daemon.daemonPid)) process.kill(daemon.daemonPid, 'SIGKILL');
     });
+    assert.equal(first.spawned, true);
+    assert.equal(first.pid, daemon.pid, 'the serve pid is the leader the runner started');
     await waitFor(() => !alive(daemon.daemonPid), 15_000, 'the daemonized serve stopped by the runner');
-    if (!(first instanceof Error)) first.release();
-    const logName = readdirSync(registryDir).find((f) => f.endsWith('.log'));
-    await waitFor(() => readFileSync(join(registryDir, logName), 'utf8').includes('daemonized'), 5_000, 'the runner says why it stopped the daemon');
+    await waitFor(() => !alive(first.runnerPid), 10_000, 'the runner done');
+    assert.equal(registry.readRecord(first.fleetKey).state, 'missing', 'no record names the gone serve');
+    const log = readFileSync(join(registryDir, `${first.fleetKey}.log`), 'utf8');
+    assert.match(log, /daemonized/, 'the runner says why it stopped the daemon');
   });
 });

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
+import { APICallError } from '@ai-sdk/provider';
 import { generateText, streamText, embed } from 'ai';
 
 import { spawnSync } from 'node:child_process';
@@ -112,13 +113,18 @@ describe('createQvac managed mode', () => {
 
   test('close() twice and concurrently; Symbol.asyncDispose; closed providers do not respawn', async () => {
     const provider = await managed();
+    const closedBaseURL = provider.baseURL;
     const [x, y] = [provider.close(), provider.close()];
     assert.equal(x, y, 'concurrent close() calls share one promise');
     await x;
     await provider.close();
     await waitFor(() => !running(provider.pid), 10_000, 'reaped after close');
     const failed = await generateText({ model: provider(MODEL), prompt: 'x', maxRetries: 0 }).catch((e) => e);
-    assert.ok(failed instanceof Error, 'no silent respawn after close');
+    // No silent respawn after close: the request goes to the closed serve's address and is refused.
+    assert.ok(APICallError.isInstance(failed), `an APICallError, got ${failed?.name}: ${failed?.message}`);
+    assert.equal(failed.url, `${closedBaseURL}/chat/completions`, 'sent to the closed serve, not a new one');
+    assert.equal(failed.cause?.code, 'ECONNREFUSED', `refused: ${failed.cause?.message}`);
+    assert.equal(provider.baseURL, closedBaseURL, 'the getters still name the closed serve');
     assert.equal(registry().listServes().some((s) => s.servePid === provider.pid), false);
 
     const disposable = await managed();

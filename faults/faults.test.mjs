@@ -32,7 +32,11 @@ describe('fault injection', () => {
     const registryDir = join(tempDir(t), 'reg');
     const tempBefore = tempConfigDirs();
     const options = fleetOptions();
-    withEnv(t, { FAKE_SERVE_START_DELAY_MS: '800' });
+    // Every start of the fake serve is a line here (the runners inherit it): a second serve for
+    // the fleet would show as a second start, which one record per key cannot.
+    const events = join(tempDir(t), 'events.jsonl');
+    withEnv(t, { FAKE_SERVE_START_DELAY_MS: '800', FAKE_SERVE_EVENTS: events });
+    const starts = () => (existsSync(events) ? readFileSync(events, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) : []).filter((e) => e.event === 'started');
     const victim = spawnFixture(t, 'consumer.mjs', [registryDir, '1'], { env: { ...process.env, CONSUMER_OPTIONS: JSON.stringify(options) } });
     await victim.next(event('ready'));
     const key = validateManagedOptions(options).fleetKey;
@@ -40,11 +44,13 @@ describe('fault injection', () => {
     victim.child.kill('SIGKILL');
     await victim.exited;
     const serve = await ensureServe(options, { registryDir, graceMs: 300 });
+    assert.deepEqual(starts().map((e) => e.pid), [serve.pid], 'the serve binary ran once, and it is the serve we got');
     const live = new ManagedRegistry(registryDir).listServes();
-    assert.equal(live.length, 1, 'one serve for the fleet');
+    assert.deepEqual(live.map((s) => s.servePid), [serve.pid], 'one serve for the fleet');
     serve.release();
     await waitFor(() => !running(serve.pid), 10_000, 'reaped');
     await assertClean(registryDir, tempBefore);
+    assert.equal(starts().length, 1, 'no later start either');
   });
 
   test('a SIGSTOPped lock holder is alive: its lock is not stolen', async (t) => {

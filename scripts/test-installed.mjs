@@ -4,6 +4,7 @@
 //   project "full":           npm install <both tarballs> ai@7 @ai-sdk/openai-compatible@3
 //   project "omit-optional":  npm install --omit=optional <main tarball>   (no platform package)
 //   project "no-peers":       npm install <both tarballs>                  (no ai, no @ai-sdk/openai-compatible)
+//                             + tsc --strict of a primitives-only TypeScript file, skipLibCheck off
 // Usage: node scripts/test-installed.mjs [--runtimes=node20,node22,bun] [--keep]
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -33,7 +34,7 @@ const tarballs = packLocal();
 const projects = {
   full: { specs: [...tarballs.all, 'ai@7', '@ai-sdk/openai-compatible@3'], flags: [], tests: ['package.test.mjs'] },
   'omit-optional': { specs: [tarballs.main], flags: ['--omit=optional'], tests: ['omit-optional.test.mjs'] },
-  'no-peers': { specs: tarballs.all, flags: [], tests: ['no-peers.test.mjs'] }
+  'no-peers': { specs: tarballs.all, flags: [], tests: ['no-peers.test.mjs'], types: true }
 };
 const base = mkdtempSync(join(tmpdir(), 'qvac-managed-installed-'));
 const failed = [];
@@ -49,6 +50,22 @@ try {
     cpSync(join(root, '__test__', 'helpers.mjs'), join(dir, 'test', 'helpers.mjs'));
     cpSync(join(suite, 'fixtures'), join(dir, 'test', 'fixtures'), { recursive: true });
     for (const file of ['fake-serve.mjs', 'common.mjs']) cpSync(join(root, '__test__', 'fixtures', file), join(dir, 'test', 'fixtures', file));
+    if (project.types) {
+      // The package's types as a TypeScript user of the primitives alone sees them: no peer may be
+      // needed to check them (@types/node from this checkout stands in for the user's own).
+      cpSync(join(suite, 'types'), join(dir, 'types'), { recursive: true });
+      const tsc = [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join('types', 'tsconfig.json'), '--typeRoots', join(root, 'node_modules', '@types')];
+      const checked = () => {
+        if (spawnSync(machineNode, tsc, { cwd: dir, env: userEnv(), stdio: 'inherit' }).status !== 0) return false;
+        // TypeScript stays quiet about an unresolved peer inside node_modules: the types must not
+        // even try to resolve one.
+        const trace = spawnSync(machineNode, [...tsc, '--traceResolution'], { cwd: dir, env: userEnv(), encoding: 'utf8' }).stdout;
+        const peers = ['@ai-sdk/openai-compatible', 'ai'].filter((peer) => trace.includes(`Resolving module '${peer}'`));
+        if (peers.length) console.error(`the package's types import ${peers.join(' and ')} (optional peers)`);
+        return peers.length === 0;
+      };
+      if (!step(`${name}: types: tsc --strict, skipLibCheck off, without the AI SDK peers`, checked)) failed.push(`${name}: types`);
+    }
     for (const runtime of only) {
       const [cmd, args] = runtimes[runtime];
       const files = project.tests.map((f) => `./test/${f}`);

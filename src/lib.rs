@@ -6,6 +6,7 @@
 #![allow(clippy::result_large_err)]
 
 mod errors;
+mod guard;
 mod held;
 mod js_value;
 mod locks;
@@ -22,11 +23,14 @@ use napi_derive::napi;
 
 /// Registers the per-environment cleanup that releases every lock and marker this environment
 /// still holds, and kills the groups of its supervised children, when it is torn down (normal
-/// exit, worker thread end).
+/// exit, worker thread end). Each environment's cleanup touches only what it acquired.
 #[napi(module_exports)]
 pub fn init(_exports: Object, env: Env) -> Result<()> {
     let env_id = held::EnvId::of(&env);
-    env.add_env_cleanup_hook(env_id, held::release_env)?;
-    env.add_env_cleanup_hook(env_id, supervisor::kill_env_children)?;
+    held::env_started(env_id);
+    env.add_env_cleanup_hook(env_id, |id| guard::contain(|| held::release_env(id, true)))?;
+    env.add_env_cleanup_hook(env_id, |id| {
+        guard::contain(|| supervisor::kill_env_children(id))
+    })?;
     Ok(())
 }

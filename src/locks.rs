@@ -8,6 +8,7 @@ use napi_derive::napi;
 use qvac_managed_core::{FileLock, LockMode, PidLock};
 
 use crate::errors::NativeError;
+use crate::guard;
 use crate::held::{self, EnvId, HeldResource};
 use crate::outcome::outcome;
 use crate::retry::{NativeCancelToken, RetryOptions};
@@ -40,16 +41,17 @@ pub struct LockInspection {
 
 outcome! { InspectOutcome { inspection: Option<LockInspection> } }
 
-#[napi]
-pub fn pid_lock_try_acquire(env: Env, path: String) -> LockOutcome {
-    hold(
-        EnvId::of(&env),
-        PidLock::try_acquire(&PathBuf::from(path)),
-        HeldResource::Pid,
-    )
+/// One attempt, off the JS thread (it writes and fsyncs the lock file).
+#[napi(catch_unwind, ts_return_type = "Promise<LockOutcome>")]
+pub fn pid_lock_try_acquire(env: &Env, path: String) -> Result<PromiseRaw<'_, LockOutcome>> {
+    let owner = EnvId::of(env);
+    guard::spawn(env, async move {
+        let acquired = PidLock::try_acquire(&PathBuf::from(path));
+        Ok(hold(owner, acquired, HeldResource::Pid))
+    })
 }
 
-#[napi(ts_return_type = "Promise<LockOutcome>")]
+#[napi(catch_unwind, ts_return_type = "Promise<LockOutcome>")]
 pub fn pid_lock_acquire<'env>(
     env: &'env Env,
     path: String,
@@ -59,7 +61,7 @@ pub fn pid_lock_acquire<'env>(
     let owner = EnvId::of(env);
     let token = cancel.token();
     let policy = wait.policy();
-    env.spawn_future(async move {
+    guard::spawn(env, async move {
         let policy = match policy {
             Ok(policy) => policy,
             Err(e) => return Ok(Err::<u32, _>(e).into()),
@@ -69,7 +71,7 @@ pub fn pid_lock_acquire<'env>(
     })
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn pid_lock_inspect(path: String) -> InspectOutcome {
     PidLock::inspect(&PathBuf::from(path))
         .map(|holder| {
@@ -90,7 +92,7 @@ fn mode(shared: Option<bool>) -> LockMode {
     }
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn file_lock_try_acquire(env: Env, path: String, shared: Option<bool>) -> LockOutcome {
     match FileLock::try_acquire(&PathBuf::from(path), mode(shared)) {
         Ok(None) => LockOutcome {
@@ -106,7 +108,7 @@ pub fn file_lock_try_acquire(env: Env, path: String, shared: Option<bool>) -> Lo
     }
 }
 
-#[napi(ts_return_type = "Promise<LockOutcome>")]
+#[napi(catch_unwind, ts_return_type = "Promise<LockOutcome>")]
 pub fn file_lock_acquire<'env>(
     env: &'env Env,
     path: String,
@@ -118,7 +120,7 @@ pub fn file_lock_acquire<'env>(
     let token = cancel.token();
     let policy = wait.policy();
     let mode = mode(shared);
-    env.spawn_future(async move {
+    guard::spawn(env, async move {
         let policy = match policy {
             Ok(policy) => policy,
             Err(e) => return Ok(Err::<u32, _>(e).into()),
@@ -129,7 +131,7 @@ pub fn file_lock_acquire<'env>(
 }
 
 /// Releases a lock by handle. Idempotent: an unknown or already released handle is a no-op.
-#[napi]
+#[napi(catch_unwind)]
 pub fn release_lock(handle: u32) -> Option<NativeError> {
     match held::take(handle)? {
         HeldResource::Pid(mut lock) => lock.release().err().map(NativeError::from),
@@ -141,13 +143,22 @@ pub fn release_lock(handle: u32) -> Option<NativeError> {
     }
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn is_lock_held(handle: u32) -> bool {
     held::is_held(handle)
 }
 
-/// Releases every lock this process holds, from any environment (the 'exit' path).
-#[napi]
-pub fn release_all_locks() {
+/// Releases every lock and marker the calling environment holds, and only those (its 'exit'
+/// path: Node emits 'exit' in worker threads too, and a worker's end must not touch the main
+/// thread's locks). The environment may go on: locks it takes later are kept as usual.
+#[napi(catch_unwind)]
+pub fn release_env_locks(env: Env) {
+    held::release_env(EnvId::of(&env), false);
+}
+
+/// Releases every lock and marker of every environment: only for the end of the process (the
+/// main thread's 'exit'; Bun tears down no worker environment when the process exits).
+#[napi(catch_unwind)]
+pub fn release_process_locks() {
     held::release_all();
 }

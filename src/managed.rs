@@ -43,7 +43,7 @@ impl From<&ManagedOptions> for CheckedManagedOptions {
 outcome! { OptionsOutcome { options: CheckedManagedOptions } }
 
 /// `encoded`: the options as the TS layer's tagged JSON.
-#[napi]
+#[napi(catch_unwind)]
 pub fn validate_managed_options(encoded: String) -> OptionsOutcome {
     decode(&encoded)
         .and_then(|value| managed_options::validate(&value).map_err(NativeError::from))
@@ -54,7 +54,7 @@ pub fn validate_managed_options(encoded: String) -> OptionsOutcome {
 outcome! { ConfigOutcome { config_json: String } }
 
 /// `encoded`: the `models` list as tagged JSON.
-#[napi]
+#[napi(catch_unwind)]
 pub fn synthesize_serve_config(encoded: String) -> ConfigOutcome {
     decode(&encoded)
         .and_then(|value| {

@@ -33,7 +33,7 @@ pub struct ServeEntry {
 
 outcome! { ListOutcome { serves: Vec<ServeEntry> } }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn registry_list_serves(dir: Option<String>) -> ListOutcome {
     registry(dir)
         .and_then(|r| r.list_serves())
@@ -63,6 +63,7 @@ pub struct NativeSweepReport {
     pub kept_untrusted: Vec<String>,
     pub stopped_orphans: Vec<String>,
     pub corrupt: Vec<String>,
+    pub moved_aside: Vec<String>,
 }
 
 impl From<SweepReport> for NativeSweepReport {
@@ -74,20 +75,52 @@ impl From<SweepReport> for NativeSweepReport {
             kept_untrusted: paths(report.kept_untrusted),
             stopped_orphans: paths(report.stopped_orphans),
             corrupt: paths(report.corrupt),
+            moved_aside: paths(report.moved_aside),
         }
     }
+}
+
+/// A record moved aside because its running serve could not be proven ours.
+#[napi(object)]
+pub struct NativeUnverifiedRecord {
+    pub path: String,
+    pub fleet_key: String,
+    pub serve_pid: i32,
+    pub serve_alive: bool,
+    pub remove_with: String,
+}
+
+outcome! { UnverifiedOutcome { records: Vec<NativeUnverifiedRecord> } }
+
+#[napi(catch_unwind)]
+pub fn registry_list_unverified(dir: Option<String>) -> UnverifiedOutcome {
+    registry(dir)
+        .and_then(|r| r.unverified_records())
+        .map(|records| {
+            records
+                .into_iter()
+                .map(|u| NativeUnverifiedRecord {
+                    remove_with: u.removal_hint(),
+                    path: u.path.display().to_string(),
+                    fleet_key: u.fleet_key,
+                    serve_pid: u.serve_pid,
+                    serve_alive: u.serve_alive,
+                })
+                .collect()
+        })
+        .into()
 }
 
 outcome! { SweepOutcome { report: NativeSweepReport } }
 
 /// Sweeps off the JS thread (orphans are probed over HTTP and stopped with a grace).
-#[napi(ts_return_type = "Promise<SweepOutcome>")]
+#[napi(catch_unwind, ts_return_type = "Promise<SweepOutcome>")]
 pub fn registry_sweep(
     env: &Env,
     dir: Option<String>,
 ) -> napi::Result<napi::bindgen_prelude::PromiseRaw<'_, SweepOutcome>> {
     let registry = registry(dir);
-    env.spawn_future(async move {
+    crate::guard::spawn(env, async move {
         let report = match registry {
             Ok(registry) => registry.sweep().await,
             Err(e) => Err(e),
@@ -122,7 +155,7 @@ impl From<RecordState> for NativeRecordRead {
 
 outcome! { RecordOutcome { read: NativeRecordRead } }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn registry_read_record(dir: Option<String>, fleet_key: String) -> RecordOutcome {
     registry(dir)
         .and_then(|r| r.read_record(&fleet_key))
@@ -130,7 +163,7 @@ pub fn registry_read_record(dir: Option<String>, fleet_key: String) -> RecordOut
         .into()
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn registry_write_record(dir: Option<String>, record_json: String) -> Option<NativeError> {
     let record = match serde_json::from_str(&record_json) {
         Ok(record) => record,
@@ -148,7 +181,7 @@ pub fn registry_write_record(dir: Option<String>, record_json: String) -> Option
 }
 
 /// One attempt at `<key>.lock`; the handle is released with `releaseLock`.
-#[napi]
+#[napi(catch_unwind)]
 pub fn registry_try_spawn_lock(env: Env, dir: Option<String>, fleet_key: String) -> LockOutcome {
     hold(
         EnvId::of(&env),
@@ -168,7 +201,7 @@ pub struct NativeConsumer {
 outcome! { ConsumerOutcome { consumer: NativeConsumer } }
 
 /// Adds this process's marker; removed by `releaseLock(handle)` or at exit.
-#[napi]
+#[napi(catch_unwind)]
 pub fn registry_add_consumer(env: Env, dir: Option<String>, fleet_key: String) -> ConsumerOutcome {
     registry(dir)
         .and_then(|r| r.add_consumer(&fleet_key))
@@ -181,7 +214,7 @@ pub fn registry_add_consumer(env: Env, dir: Option<String>, fleet_key: String) -
 
 outcome! { ConsumersOutcome { pids: Vec<i32> } }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn registry_live_consumers(
     dir: Option<String>,
     fleet_key: String,
@@ -203,7 +236,7 @@ pub struct NativeStartFailure {
 
 outcome! { StartFailureOutcome { failure: Option<NativeStartFailure> } }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn registry_read_start_failure(dir: Option<String>, fleet_key: String) -> StartFailureOutcome {
     registry(dir)
         .and_then(|r| r.read_start_failure(&fleet_key))
@@ -219,7 +252,7 @@ pub fn registry_read_start_failure(dir: Option<String>, fleet_key: String) -> St
         .into()
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn registry_write_start_failure(
     dir: Option<String>,
     fleet_key: String,
@@ -231,6 +264,7 @@ pub fn registry_write_start_failure(
         output_tail: failure.output_tail,
         exit_code: failure.exit_code,
         signal: failure.signal,
+        attempt: None,
     };
     registry(dir)
         .and_then(|r| r.write_start_failure(&fleet_key, &failure))

@@ -33,7 +33,7 @@ impl RetryOptions {
 }
 
 /// `null` if the options are valid, else the INVALID_OPTION error to throw.
-#[napi]
+#[napi(catch_unwind)]
 pub fn check_retry_options(options: RetryOptions) -> Option<NativeError> {
     options.policy().err().map(NativeError::from)
 }
@@ -45,7 +45,7 @@ pub struct NativeBackoff(Backoff);
 #[napi]
 impl NativeBackoff {
     /// Call `checkRetryOptions` first; invalid options throw a plain error here.
-    #[napi(constructor)]
+    #[napi(catch_unwind, constructor)]
     pub fn new(options: RetryOptions) -> Result<Self> {
         let policy = options
             .policy()
@@ -54,17 +54,17 @@ impl NativeBackoff {
     }
 
     /// Milliseconds to wait before the next attempt, or `null` when the budget is spent.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn next_delay_ms(&mut self) -> Option<f64> {
         self.0.next_delay().map(|d| d.as_secs_f64() * 1000.0)
     }
 
-    #[napi(getter)]
+    #[napi(catch_unwind, getter)]
     pub fn attempts_made(&self) -> u32 {
         self.0.attempts_made()
     }
 
-    #[napi(getter)]
+    #[napi(catch_unwind, getter)]
     pub fn elapsed_ms(&self) -> f64 {
         self.0.elapsed().as_secs_f64() * 1000.0
     }
@@ -76,13 +76,13 @@ pub struct NativeCancelToken(CancelToken);
 
 #[napi]
 impl NativeCancelToken {
-    #[napi(constructor)]
+    #[napi(catch_unwind, constructor)]
     #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         NativeCancelToken(CancelToken::new())
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn cancel(&self) {
         self.0.cancel();
     }

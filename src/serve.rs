@@ -9,9 +9,11 @@ use qvac_managed_core::managed_options;
 use qvac_managed_core::registry::Registry;
 
 use crate::errors::NativeError;
+use crate::guard;
 use crate::held::{self, EnvId, HeldResource};
 use crate::js_value::{decode, env_pairs};
 use crate::outcome::outcome;
+use crate::retry::NativeCancelToken;
 
 #[napi(object)]
 pub struct EnsureServeRequest {
@@ -47,13 +49,16 @@ pub struct AttachedServe {
 outcome! { EnsureOutcome { serve: AttachedServe } }
 
 /// Validates the options (typed errors before anything is written), then attaches to the
-/// fleet's serve or starts it, off the JS thread.
-#[napi(ts_return_type = "Promise<EnsureOutcome>")]
+/// fleet's serve or starts it, off the JS thread. `cancel` ends the attach with ABORT_ERR and
+/// removes our marker; a start other consumers wait on goes on.
+#[napi(catch_unwind, ts_return_type = "Promise<EnsureOutcome>")]
 pub fn ensure_serve<'env>(
     env: &'env Env,
     request: EnsureServeRequest,
+    cancel: &NativeCancelToken,
 ) -> Result<PromiseRaw<'env, EnsureOutcome>> {
     let owner = EnvId::of(env);
+    let token = cancel.token();
     let avoid = request.avoid_serve_pid;
     let checked = decode(&request.options)
         .and_then(|value| managed_options::validate(&value).map_err(NativeError::from))
@@ -68,14 +73,14 @@ pub fn ensure_serve<'env>(
         grace_ms: request.grace_ms,
         env: request.env.map(env_pairs),
     };
-    env.spawn_future(async move {
+    guard::spawn(env, async move {
         let (options, registry) = match checked {
             Ok(checked) => checked,
             Err(error) => return Ok(Err::<AttachedServe, _>(error).into()),
         };
         let fleet_key = consumer::fleet_key_for(&options);
         let attached =
-            consumer::ensure_serve(&registry, &options, &fleet_key, &launch, avoid).await;
+            consumer::ensure_serve(&registry, &options, &fleet_key, &launch, avoid, &token).await;
         Ok(attached
             .map(|attached| {
                 let record = attached.record;

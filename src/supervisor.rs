@@ -14,6 +14,7 @@ use qvac_managed_core::supervisor::{
 };
 
 use crate::errors::NativeError;
+use crate::guard;
 use crate::held::EnvId;
 use crate::js_value::env_pairs;
 
@@ -92,8 +93,22 @@ pub fn kill_env_children(env: EnvId) {
     }
 }
 
-/// Kills every supervised child's group (the process 'exit' path).
-#[napi]
+/// Kills the groups of the children the calling environment spawned, and only those (its 'exit'
+/// path; a worker thread's end must not kill the main thread's children).
+#[napi(catch_unwind)]
+pub fn kill_env_supervised(env: Env) {
+    kill_env_children(EnvId::of(&env));
+}
+
+/// Kills every supervised child's group, of every environment: only for the end of the process
+/// (the main thread's 'exit', the safety net; Bun tears down no worker environment when the
+/// process exits).
+#[napi(catch_unwind)]
+pub fn kill_process_supervised() {
+    kill_all_supervised();
+}
+
+/// Kills every supervised child's group, of every environment (see `kill_process_supervised`).
 pub fn kill_all_supervised() {
     for (_, (_, child)) in children().iter() {
         child.kill_now();
@@ -101,7 +116,7 @@ pub fn kill_all_supervised() {
 }
 
 /// `null` if the options are valid, else the INVALID_OPTION error to throw.
-#[napi]
+#[napi(catch_unwind)]
 pub fn check_supervised_options(options: SupervisedOptions) -> Option<NativeError> {
     spec(&options).err()
 }
@@ -115,7 +130,7 @@ pub struct NativeSupervised {
 #[napi]
 impl NativeSupervised {
     /// Spawns; throws if the command cannot be started (call `checkSupervisedOptions` first).
-    #[napi(factory)]
+    #[napi(catch_unwind, factory)]
     pub fn spawn(env: Env, options: SupervisedOptions) -> Result<Self> {
         let spec = spec(&options).map_err(|e| Error::new(Status::InvalidArg, e.message))?;
         let child = within_runtime_if_available(|| Supervised::spawn(spec))
@@ -132,19 +147,19 @@ impl NativeSupervised {
         Ok(NativeSupervised { id, child })
     }
 
-    #[napi(getter)]
+    #[napi(catch_unwind, getter)]
     pub fn pid(&self) -> i32 {
         self.child.pid()
     }
 
     /// Resolves `null` once the child is ready, or how it ended if it never became ready.
-    #[napi(ts_return_type = "Promise<NativeExitReport | null>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<NativeExitReport | null>")]
     pub fn ready<'env>(
         &self,
         env: &'env Env,
     ) -> Result<PromiseRaw<'env, Option<NativeExitReport>>> {
         let child = self.child.clone();
-        env.spawn_future(async move {
+        guard::spawn(env, async move {
             Ok(match child.ready().await {
                 Ok(()) => None,
                 Err(NotReady::Exited(report)) | Err(NotReady::TimedOut(report)) => {
@@ -154,15 +169,15 @@ impl NativeSupervised {
         })
     }
 
-    #[napi(ts_return_type = "Promise<NativeExitReport>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<NativeExitReport>")]
     pub fn exited<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, NativeExitReport>> {
         let child = self.child.clone();
-        env.spawn_future(async move { Ok(child.exited().await.into()) })
+        guard::spawn(env, async move { Ok(child.exited().await.into()) })
     }
 
     /// SIGTERM to the group, SIGKILL after `graceMs` (default: the spawn option), resolves when
     /// the whole group is gone. Idempotent.
-    #[napi(ts_return_type = "Promise<NativeExitReport>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<NativeExitReport>")]
     pub fn stop<'env>(
         &self,
         env: &'env Env,
@@ -170,15 +185,15 @@ impl NativeSupervised {
     ) -> Result<PromiseRaw<'env, NativeExitReport>> {
         let child = self.child.clone();
         let grace = grace_ms.map(qvac_managed_core::options::millis_saturating);
-        env.spawn_future(async move { Ok(child.stop(grace).await.into()) })
+        guard::spawn(env, async move { Ok(child.stop(grace).await.into()) })
     }
 
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn output_tail(&self) -> String {
         self.child.output_tail()
     }
 
-    #[napi(getter)]
+    #[napi(catch_unwind, getter)]
     pub fn handle(&self) -> u32 {
         self.id
     }

@@ -1,11 +1,22 @@
-// At process exit: release every lock and marker this process holds and kill supervised children.
+// At exit: release the locks and markers this environment holds and kill its supervised children.
+import { isMainThread } from 'node:worker_threads';
+
 import * as native from './native.js';
 
-// What this process holds is let go at exit, however the exit comes ('exit' runs for a normal
-// end, process.exit() and uncaught exceptions): locks and consumer markers are released and
-// supervised children's groups are killed. The native environment cleanup hook does the same
-// where it runs (normal end, worker threads); both are idempotent.
+// What an environment (the main thread, or a worker thread) holds is let go when it exits,
+// however the exit comes ('exit' runs for a normal end, process.exit() and uncaught exceptions).
+// Node emits 'exit' in worker threads too: there it releases only what that worker acquired, so
+// a worker's end never touches the main thread's locks, markers or children. The main thread's
+// 'exit' is the end of the process, and takes every environment's with it: Node then tears down
+// the workers (their cleanup hooks run), Bun does not, and their children must not outlive us.
+// The native environment cleanup hook covers what 'exit' does not (worker.terminate()); all of
+// this is idempotent.
 process.once('exit', () => {
-  native.releaseAllLocks();
-  native.killAllSupervised();
+  if (isMainThread) {
+    native.releaseProcessLocks();
+    native.killProcessSupervised();
+  } else {
+    native.releaseEnvLocks();
+    native.killEnvSupervised();
+  }
 });

@@ -20,7 +20,7 @@ export {
 export { validateManagedOptions, synthesizeServeConfig, computeFleetKey } from './managed-options.js';
 export type { ManagedModel, ManagedOptions, ServeConfig, ValidatedManagedOptions } from './managed-options.js';
 export { ManagedRegistry, RegistryHandle, listServes, sweepServes } from './registry.js';
-export type { ServeRecord, RecordRead, ServeListing, SweepReport, StartFailure } from './registry.js';
+export type { ServeRecord, RecordRead, ServeListing, SweepReport, StartFailure, UnverifiedRecord } from './registry.js';
 export {
   QvacManagedModeError,
   UnknownManagedModelError,
@@ -35,7 +35,7 @@ export {
   PortAllocationFailedError
 } from './errors.js';
 export { ensureServe, ManagedServe, resolveRunnerPath } from './serve.js';
-export { resolveRunner, platformId, platformPackageName, asarUnpackedPath } from './platform.cjs';
+export { resolveRunner, platformId, platformPackageName, asarUnpackedPath } from './host.js';
 export type { HostFacts, RunnerLookup } from './platform.cjs';
 export type { AttachOptions } from './serve.js';
 export { spawnSupervised, SupervisedStartError } from './supervisor.js';

@@ -1,7 +1,8 @@
 // PidLock and FileLock: the JS classes over the native locks, with bounded, cancellable waits.
-import { withSignal } from './cancel.js';
+import { booleanArg, optionsArg, received, signalArg } from './args.js';
+import { abortReason, withSignal } from './cancel.js';
 import './exit.js';
-import { InvalidOptionError, abortError, fromNative } from './errors.js';
+import { InvalidOptionError, fromNative } from './errors.js';
 import { checkedRetryOptions } from './retry.js';
 import * as native from './native.js';
 import type { LockOutcome } from './native.js';
@@ -35,12 +36,11 @@ export interface PidLockInspection {
 }
 
 function checkPath(path: unknown): string {
-  if (typeof path !== 'string' || path.length === 0) {
-    throw InvalidOptionError.because('path', JSON.stringify(path), 'a non-empty file path');
+  if (typeof path !== 'string' || path.length === 0 || path.includes('\0')) {
+    throw InvalidOptionError.because('path', received(path), 'a non-empty file path without NUL bytes');
   }
   return path;
 }
-
 
 function handleOf(outcome: LockOutcome): number | null {
   if (outcome.error) throw fromNative(outcome.error);
@@ -82,15 +82,21 @@ export class PidLock extends HeldLock {
     super(path, handle);
   }
 
-  /** Takes the lock, or rejects with `LockHeldError` (`.code === 'LOCK_HELD'`). */
-  static async acquire(path: string, options: PidLockAcquireOptions = {}): Promise<PidLock> {
+  /**
+   * Takes the lock, or rejects with `LockHeldError` (`.code === 'LOCK_HELD'`). The attempt (which
+   * writes and fsyncs the lock file) runs off the JS thread. An aborted `signal` rejects with its
+   * reason (an AbortError, or a TimeoutError for `AbortSignal.timeout()`), as fetch does.
+   */
+  static async acquire(path: string, optionsIn?: PidLockAcquireOptions): Promise<PidLock> {
     const lockPath = checkPath(path);
-    const wait = options.wait ?? false;
+    const options = optionsArg<PidLockAcquireOptions>('options', optionsIn);
+    signalArg('signal', options.signal);
+    const wait = (options.wait as unknown) ?? false;
     if (wait === false) {
-      if (options.signal?.aborted) throw abortError(`acquiring ${lockPath} was aborted`);
-      return new PidLock(lockPath, handleOf(native.pidLockTryAcquire(lockPath)) as number);
+      if (options.signal?.aborted) throw abortReason(options.signal, `acquiring ${lockPath}`);
+      return new PidLock(lockPath, handleOf(await native.pidLockTryAcquire(lockPath)) as number);
     }
-    const retry = checkedRetryOptions(wait);
+    const retry = checkedRetryOptions(optionsArg<WaitOptions>('wait', wait, false, 'false or an object of wait bounds'));
     const outcome = await withSignal(options.signal, `waiting for lock ${lockPath}`, (token) =>
       native.pidLockAcquire(lockPath, retry, token)
     );
@@ -116,8 +122,10 @@ export class FileLock extends HeldLock {
   }
 
   /** Takes the lock if it is free now, else `null`. Never blocks. */
-  static tryAcquire(path: string, options: { shared?: boolean } = {}): FileLock | null {
+  static tryAcquire(path: string, optionsIn?: { shared?: boolean }): FileLock | null {
     const lockPath = checkPath(path);
+    const options = optionsArg<{ shared?: boolean }>('options', optionsIn);
+    booleanArg('shared', options.shared);
     const shared = options.shared === true;
     const handle = handleOf(native.fileLockTryAcquire(lockPath, shared));
     return handle === null ? null : new FileLock(lockPath, handle, shared);
@@ -125,11 +133,14 @@ export class FileLock extends HeldLock {
 
   /**
    * Waits for the lock with exponential backoff and jitter, off the JS thread. Rejects with
-   * `LockTimeoutError` (`LOCK_TIMEOUT`) when attempts or deadline run out, or with an
-   * `AbortError` as soon as `signal` aborts.
+   * `LockTimeoutError` (`LOCK_TIMEOUT`) when attempts or deadline run out, or as soon as
+   * `signal` aborts with its reason (an AbortError, or a TimeoutError for `AbortSignal.timeout()`).
    */
-  static async acquire(path: string, options: FileLockAcquireOptions = {}): Promise<FileLock> {
+  static async acquire(path: string, optionsIn?: FileLockAcquireOptions): Promise<FileLock> {
     const lockPath = checkPath(path);
+    const options = optionsArg<FileLockAcquireOptions>('options', optionsIn);
+    booleanArg('shared', options.shared);
+    signalArg('signal', options.signal);
     const shared = options.shared === true;
     const retry = checkedRetryOptions(options);
     const outcome = await withSignal(options.signal, `waiting for lock ${lockPath}`, (token) =>

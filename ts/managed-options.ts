@@ -1,4 +1,5 @@
 // Managed-mode options: validation, serve config and fleet key, computed natively as upstream does.
+import { optionsArg, signalArg, stringArg } from './args.js';
 import { encodeValue } from './encode.js';
 import { fromNative } from './errors.js';
 import * as native from './native.js';
@@ -21,6 +22,16 @@ export interface ManagedOptions {
   closeOnParentExit?: boolean;
   headers?: Record<string, string>;
   fetch?: typeof fetch;
+  /**
+   * Registry directory (ours; not in upstream). Default: `$QVAC_MANAGED_REGISTRY`, else
+   * `~/.qvac/managed-serves`. Not part of the fleet key.
+   */
+  registryDir?: string;
+  /**
+   * Gives up a (cold) start (ours; not in upstream): rejects with the signal's reason, as fetch
+   * does, and removes this process's marker; a start other consumers wait on goes on.
+   */
+  signal?: AbortSignal;
 }
 
 /** The `qvac.config.json` a managed serve is started with. */
@@ -44,12 +55,31 @@ export interface ValidatedManagedOptions {
   closeOnParentExit: boolean;
 }
 
+/** The options split into upstream's (encoded for the native checks) and our own, checked. */
+export interface SplitOptions {
+  /** Upstream's options as tagged JSON (see encode.ts). */
+  encoded: string;
+  registryDir: string | undefined;
+  signal: AbortSignal | undefined;
+}
+
+/**
+ * Checks our own options (`registryDir`, `signal`: not upstream's, not in the fleet key) and
+ * encodes the rest for the native checks. INVALID_OPTION for a non-object.
+ */
+export function splitOptions(options: unknown): SplitOptions {
+  const { registryDir, signal, ...upstream } = optionsArg<ManagedOptions>('options', options, false, 'an object');
+  stringArg('registryDir', registryDir, true);
+  signalArg('signal', signal);
+  return { encoded: encodeValue(upstream), registryDir, signal };
+}
+
 /**
  * Checks everything managed mode accepts and throws a typed error (`.code`: UNKNOWN_MODEL,
  * DUPLICATE_MODEL, MULTIPLE_DEFAULTS, INVALID_OPTION) before anything is spawned or written.
  */
 export function validateManagedOptions(options: ManagedOptions): ValidatedManagedOptions {
-  const outcome = native.validateManagedOptions(encodeValue(options));
+  const outcome = native.validateManagedOptions(splitOptions(options).encoded);
   if (outcome.error || !outcome.options) throw fromNative(outcome.error!);
   const o = outcome.options;
   return {

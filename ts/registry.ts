@@ -1,9 +1,9 @@
 // ManagedRegistry: the on-disk registry of managed serves (records, locks, markers, start failures, sweep).
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 
-import { stringArg } from './args.js';
-import { fromNative } from './errors.js';
+import { booleanArg, optionsArg, received, stringArg } from './args.js';
+import { InvalidOptionError, fromNative } from './errors.js';
 import * as native from './native.js';
 
 /** A serve record in upstream's field names, plus our identity fields (optional). */
@@ -49,8 +49,25 @@ export interface SweepReport {
   removed: string[];
   keptUntrusted: string[];
   corrupt: string[];
-  /** Records of orphaned serves that answered as ours and were stopped. */
+  /** Records of orphaned serves proven ours (command line, start time, or an answer with their key) and stopped. */
   stoppedOrphans: string[];
+  /**
+   * Records whose serve still runs but could not be proven ours: never signalled, moved aside to
+   * `<key>.<pid>.unverified` (see `listUnverified()`), so their fleet starts afresh.
+   */
+  movedAside: string[];
+}
+
+/** A record moved aside because the serve it names could not be proven ours. */
+export interface UnverifiedRecord {
+  path: string;
+  fleetKey: string;
+  /** The pid it names; never signalled by us. */
+  servePid: number;
+  /** That pid still runs. */
+  serveAlive: boolean;
+  /** The command that removes the file, once you have looked at the pid. */
+  removeWith: string;
 }
 
 export interface StartFailure {
@@ -83,13 +100,27 @@ export class RegistryHandle {
   }
 }
 
+/** The environment variable that moves the default registry (ours; upstream has none). */
+export const REGISTRY_ENV = 'QVAC_MANAGED_REGISTRY';
+
 /**
- * `$HOME/.qvac/managed-serves`, as upstream (`os.homedir()`, which is $HOME when set). $HOME is read
- * here, not natively, because Bun's native environment does not follow a runtime change of
- * process.env.HOME. The one place the default registry path is computed.
+ * `$QVAC_MANAGED_REGISTRY` when set (a relative path is taken from the working directory), else
+ * `$HOME/.qvac/managed-serves` as upstream (`os.homedir()`, which is $HOME when set). Read here,
+ * not natively, because Bun's native environment does not follow a runtime change of
+ * process.env. The one place the TS layer computes the default registry path.
  */
 export function defaultRegistryDir(): string {
+  const moved = process.env[REGISTRY_ENV];
+  if (moved) return resolve(moved);
   return join(process.env['HOME'] || homedir(), '.qvac', 'managed-serves');
+}
+
+/** A fleet key names files inside the registry: never a path of its own. */
+function fleetKeyArg(fleetKey: unknown): string {
+  if (typeof fleetKey !== 'string' || !/^[A-Za-z0-9_-]{1,128}$/.test(fleetKey)) {
+    throw InvalidOptionError.because('fleetKey', received(fleetKey), 'a fleet key (letters, digits, "-" and "_")');
+  }
+  return fleetKey;
 }
 
 function check<T extends { error?: native.NativeError }>(outcome: T): T {
@@ -98,7 +129,8 @@ function check<T extends { error?: native.NativeError }>(outcome: T): T {
 }
 
 /**
- * The registry of managed serves (`~/.qvac/managed-serves` unless `dir` is given), in the
+ * The registry of managed serves (`dir`, else `$QVAC_MANAGED_REGISTRY`, else
+ * `~/.qvac/managed-serves`), in the
  * on-disk format of `@qvac/ai-sdk-provider@0.7.0`. Errors: REGISTRY_UNSAFE, REGISTRY_IO,
  * LOCK_HELD, LOCK_IO.
  */
@@ -110,7 +142,7 @@ export class ManagedRegistry {
     this.dir = dir ?? ManagedRegistry.defaultDir();
   }
 
-  /** `$HOME/.qvac/managed-serves`. */
+  /** `$QVAC_MANAGED_REGISTRY`, else `$HOME/.qvac/managed-serves`. */
   static defaultDir(): string {
     return defaultRegistryDir();
   }
@@ -125,12 +157,17 @@ export class ManagedRegistry {
    * dead, serve answering as ours on its recorded URL with its key), as upstream 0.7.0 sweeps.
    */
   async sweep(): Promise<SweepReport> {
-    const { removed, keptUntrusted, corrupt, stoppedOrphans } = check(await native.registrySweep(this.dir)).report!;
-    return { removed, keptUntrusted, corrupt, stoppedOrphans };
+    const { removed, keptUntrusted, corrupt, stoppedOrphans, movedAside } = check(await native.registrySweep(this.dir)).report!;
+    return { removed, keptUntrusted, corrupt, stoppedOrphans, movedAside };
+  }
+
+  /** Records moved aside by a sweep or a start (their serve could not be proven ours). */
+  listUnverified(): UnverifiedRecord[] {
+    return check(native.registryListUnverified(this.dir)).records ?? [];
   }
 
   readRecord(fleetKey: string): RecordRead {
-    const r = check(native.registryReadRecord(this.dir, fleetKey)).read!;
+    const r = check(native.registryReadRecord(this.dir, fleetKeyArg(fleetKey))).read!;
     const record = r.recordJson ? (JSON.parse(r.recordJson) as ServeRecord) : undefined;
     switch (r.state) {
       case 'trusted':
@@ -146,35 +183,47 @@ export class ManagedRegistry {
 
   /** Writes a record atomically (0600). */
   writeRecord(record: ServeRecord): void {
+    optionsArg('record', record, false, 'a serve record object');
     const error = native.registryWriteRecord(this.dir, JSON.stringify(record));
     if (error) throw fromNative(error);
   }
 
   /** One attempt at the fleet's spawn lock; throws `LockHeldError` naming the holder. */
   trySpawnLock(fleetKey: string): RegistryHandle {
-    return new RegistryHandle(check(native.registryTrySpawnLock(this.dir, fleetKey)).handle!);
+    return new RegistryHandle(check(native.registryTrySpawnLock(this.dir, fleetKeyArg(fleetKey))).handle!);
   }
 
   /** Registers this process as a consumer of the fleet until `release()` or exit. */
   addConsumer(fleetKey: string): RegistryHandle {
-    const { handle, id } = check(native.registryAddConsumer(this.dir, fleetKey)).consumer!;
+    const { handle, id } = check(native.registryAddConsumer(this.dir, fleetKeyArg(fleetKey))).consumer!;
     return new RegistryHandle(handle, id);
   }
 
   /** Pids of live consumers; `prune` removes markers of dead ones. */
-  liveConsumers(fleetKey: string, options: { prune?: boolean } = {}): number[] {
-    return check(native.registryLiveConsumers(this.dir, fleetKey, options.prune === true)).pids ?? [];
+  liveConsumers(fleetKey: string, optionsIn?: { prune?: boolean }): number[] {
+    const key = fleetKeyArg(fleetKey);
+    const options = optionsArg<{ prune?: boolean }>('options', optionsIn);
+    booleanArg('prune', options.prune);
+    return check(native.registryLiveConsumers(this.dir, key, options.prune === true)).pids ?? [];
   }
 
   readStartFailure(fleetKey: string): StartFailure | null {
-    const failure = check(native.registryReadStartFailure(this.dir, fleetKey)).failure;
+    const failure = check(native.registryReadStartFailure(this.dir, fleetKeyArg(fleetKey))).failure;
     return failure ? { ...failure, exitCode: failure.exitCode ?? null, signal: failure.signal ?? null } : null;
   }
 
   writeStartFailure(fleetKey: string, failure: StartFailure): void {
-    const { exitCode, signal, ...rest } = failure;
-    const error = native.registryWriteStartFailure(this.dir, fleetKey, {
-      ...rest,
+    const key = fleetKeyArg(fleetKey);
+    const { code, message, outputTail, exitCode, signal } = optionsArg<StartFailure>('failure', failure, false, 'a start failure object');
+    stringArg('failure.code', code);
+    if (typeof message !== 'string') throw InvalidOptionError.because('failure.message', received(message), 'a string');
+    if (typeof outputTail !== 'string') throw InvalidOptionError.because('failure.outputTail', received(outputTail), 'a string');
+    if (exitCode != null && !(Number.isInteger(exitCode) && Math.abs(exitCode) <= 2147483647)) throw InvalidOptionError.because('failure.exitCode', received(exitCode), 'a whole number or null');
+    if (signal != null && typeof signal !== 'string') throw InvalidOptionError.because('failure.signal', received(signal), 'a signal name or null');
+    const error = native.registryWriteStartFailure(this.dir, key, {
+      code,
+      message,
+      outputTail,
       exitCode: exitCode ?? undefined,
       signal: signal ?? undefined
     });

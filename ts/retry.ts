@@ -1,8 +1,9 @@
 // retry() and singleFlight(): the native backoff policy driven from the event loop, never blocking it.
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { functionArg, optionalFunctionArg, optionsArg, signalArg } from './args.js';
-import { RetryExhaustedError, abortError, fromNative } from './errors.js';
+import { functionArg, numberArg, optionalFunctionArg, optionsArg, signalArg } from './args.js';
+import { abortReason } from './cancel.js';
+import { RetryExhaustedError, fromNative } from './errors.js';
 import * as native from './native.js';
 import type { WaitOptions } from './locks.js';
 
@@ -14,6 +15,7 @@ export interface RetryOptions extends WaitOptions {
 
 /** The backoff bounds as the native policy takes them; throws INVALID_OPTION for bad values. */
 export function checkedRetryOptions(wait: WaitOptions): native.RetryOptions {
+  for (const key of ['attempts', 'baseDelayMs', 'maxDelayMs', 'deadlineMs', 'jitter'] as const) numberArg(key, wait[key]);
   const options: native.RetryOptions = {
     attempts: wait.attempts,
     baseDelayMs: wait.baseDelayMs,
@@ -29,21 +31,22 @@ export function checkedRetryOptions(wait: WaitOptions): native.RetryOptions {
 /**
  * Calls `fn` until it resolves, under the same backoff policy the native code uses (attempts,
  * base delay doubling to a cap, jitter, deadline). Waits on timers, never blocking the event
- * loop. Rejects with `RetryExhaustedError` (cause: the last error) or, on abort, an AbortError.
+ * loop. Rejects with `RetryExhaustedError` (cause: the last error) or, on abort, the signal's
+ * reason (an AbortError, or a TimeoutError for `AbortSignal.timeout()`).
  */
 export async function retry<T>(
   fn: (attempt: number, signal: AbortSignal | undefined) => T | Promise<T>,
-  options: RetryOptions = {}
+  optionsIn?: RetryOptions
 ): Promise<T> {
   functionArg('fn', fn);
-  optionsArg('options', options);
+  const options = optionsArg<RetryOptions>('options', optionsIn);
   signalArg('signal', options.signal);
   optionalFunctionArg('retryIf', options.retryIf);
   const policy = checkedRetryOptions(options);
   const { signal, retryIf } = options;
   const backoff = new native.NativeBackoff(policy);
   for (;;) {
-    if (signal?.aborted) throw abortError('retry was aborted');
+    if (signal?.aborted) throw abortReason(signal, 'retry');
     const attempt = backoff.attemptsMade + 1;
     try {
       return await fn(attempt, signal);
@@ -56,7 +59,7 @@ export async function retry<T>(
       try {
         await sleep(delay, undefined, { signal });
       } catch {
-        throw abortError('retry was aborted');
+        throw abortReason(signal, 'retry');
       }
     }
   }

@@ -1,8 +1,9 @@
 // The shutdown coordinator for SDK workers and Electron main processes, and requestCleanup for parents.
 import type { ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { isMainThread } from 'node:worker_threads';
 
-import { millisArg, optionalFunctionArg, optionsArg } from './args.js';
+import { booleanArg, millisArg, optionalFunctionArg, optionsArg, received } from './args.js';
 import { InvalidOptionError } from './errors.js';
 import './exit.js';
 import * as native from './native.js';
@@ -25,7 +26,11 @@ export interface InstallShutdownOptions {
   resources?: ShutdownResource[] | (() => ShutdownResource[]);
   /** Released on every path, crash included (e.g. a `PidLock`). */
   lock?: { release(): void };
-  /** The native net ends the process this long after shutdown begins. Default 3000. */
+  /**
+   * The native net ends the process this long after shutdown begins. Default 3000. Main thread
+   * only: in a worker thread, `process.exit()` ends just the worker, and a stuck worker is the
+   * main thread's to `terminate()`; a net there would end the whole process.
+   */
   safetyNetMs?: number;
   /** Each resource gets this long to close. Default 2000. */
   resourceTimeoutMs?: number;
@@ -92,7 +97,16 @@ export function installShutdownHandlers(optionsIn?: InstallShutdownOptions): Shu
   if (options.resources !== undefined && typeof options.resources !== 'function' && !Array.isArray(options.resources)) {
     throw InvalidOptionError.because('resources', typeof options.resources, 'an array of resources or a function returning one');
   }
+  if (Array.isArray(options.resources)) {
+    const bad = options.resources.findIndex((r) => typeof r !== 'object' || r === null);
+    if (bad >= 0) throw InvalidOptionError.because(`resources[${bad}]`, received(options.resources[bad]), 'a resource object with close() or unload()');
+  }
   optionalFunctionArg('onCrash', options.onCrash);
+  booleanArg('ipc', options.ipc);
+  if (options.logger !== undefined) {
+    const logger = optionsArg<ShutdownLogger>('logger', options.logger, false, 'a logger object');
+    for (const level of ['info', 'warn', 'error'] as const) optionalFunctionArg(`logger.${level}`, logger[level]);
+  }
   if (options.lock !== undefined && typeof (options.lock as { release?: unknown } | null)?.release !== 'function') {
     throw InvalidOptionError.because('lock', String(options.lock), 'a lock with a release() method');
   }
@@ -101,6 +115,11 @@ export function installShutdownHandlers(optionsIn?: InstallShutdownOptions): Shu
   const logger = options.logger ?? defaultLogger;
   let cleanup: Promise<CleanupReport> | undefined;
   let shuttingDown = false;
+
+  // The net _exits the process: armed from the main thread only (see `safetyNetMs`).
+  const armSafetyNet = (code: number): void => {
+    if (isMainThread) native.armSafetyNet(safetyNetMs, code);
+  };
 
   const releaseLock = (): void => {
     try {
@@ -134,7 +153,7 @@ export function installShutdownHandlers(optionsIn?: InstallShutdownOptions): Shu
   const shutdown = async (code = 0, reason = 'shutdown'): Promise<void> => {
     if (shuttingDown) return;
     shuttingDown = true;
-    native.armSafetyNet(safetyNetMs, code);
+    armSafetyNet(code);
     logger.info?.(`shutting down (${reason})`, { code });
     try {
       await close();
@@ -160,7 +179,7 @@ export function installShutdownHandlers(optionsIn?: InstallShutdownOptions): Shu
     }
     // A crash is never graceful: exit 1 even if the crash hook or cleanup succeeds.
     shuttingDown = true;
-    native.armSafetyNet(safetyNetMs, 1);
+    armSafetyNet(1);
     void (async () => {
       try {
         await options.onCrash?.(error, origin);

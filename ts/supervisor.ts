@@ -1,5 +1,5 @@
 // spawnSupervised(): a child in its own process group with readiness, intent-classified exit and group stop.
-import { millisArg, optionsArg, stringArg, stringArrayArg } from './args.js';
+import { booleanArg, millisArg, numberArg, optionsArg, stringArg, stringArrayArg } from './args.js';
 import { InvalidOptionError, QvacError, fromNative } from './errors.js';
 import './exit.js';
 import * as native from './native.js';
@@ -92,6 +92,12 @@ export function spawnSupervised(optionsIn: SpawnSupervisedOptions): SupervisedPr
       stringArg('readiness.outputLine', readiness.outputLine);
     }
   }
+  // Ranges are checked natively (checkSupervisedOptions); the types here, so the addon never
+  // sees a value it cannot convert.
+  numberArg('startTimeoutMs', options.startTimeoutMs);
+  numberArg('graceMs', options.graceMs);
+  numberArg('outputTailBytes', options.outputTailBytes);
+  booleanArg('dieWithParent', options.dieWithParent);
   const nativeOptions: native.SupervisedOptions = {
     command: options.command,
     args: options.args,

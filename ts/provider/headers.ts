@@ -1,4 +1,5 @@
 // Header merging for the providers (case-insensitive, later sources win).
+import { received } from '../args.js';
 import { InvalidOptionError } from '../errors.js';
 
 /** Merges header records case-insensitively; later sources win, `undefined` values are skipped. */
@@ -9,9 +10,12 @@ export function mergeHeaders(...sources: (Record<string, string | undefined> | u
   for (const source of sources) {
     for (const [name, value] of Object.entries(source ?? {})) {
       if (value === undefined) continue;
-      const text = String(value).replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, '');
-      if (!TOKEN.test(name) || /[\r\n\0]/.test(text)) {
-        throw InvalidOptionError.because(`headers.${name}`, JSON.stringify(value), 'a header name of token characters and a value without CR, LF or NUL');
+      if (typeof value !== 'string') throw InvalidOptionError.because(`headers.${name}`, received(value), 'a string header value');
+      const text = value.replace(/^[\t\n\r ]+|[\t\n\r ]+$/g, '');
+      // What fetch's Headers refuses (a TypeError on the first request): a name that is not a
+      // token, and a value with CR, LF or NUL or a character outside Latin-1 (not a ByteString).
+      if (!TOKEN.test(name) || /[\r\n\0]|[^\u0000-\u00ff]/.test(text)) {
+        throw InvalidOptionError.because(`headers.${name}`, received(value), 'a header name of token characters and a value of Latin-1 characters without CR, LF or NUL');
       }
       merged.set(name.toLowerCase(), text);
     }

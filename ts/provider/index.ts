@@ -16,6 +16,7 @@ export function createQvac(options: QvacManagedOptions): Promise<ManagedQvacProv
 export function createQvac(options?: QvacExternalOptions): QvacProvider;
 export function createQvac(options?: QvacOptions): QvacProvider | Promise<ManagedQvacProvider> {
   const checked = optionsArg<QvacOptions>('options', options);
+  // Managed mode reports every problem as a rejection, as upstream's async createQvac does.
   if (checked.mode === 'managed') return createManagedQvac(checked);
   return createExternalQvac(checked);
 }

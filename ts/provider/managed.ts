@@ -1,8 +1,9 @@
 // createQvac in managed mode: the provider over a shared managed serve, following respawns.
 import { singleFlight } from '../retry.js';
 import { ensureServe, type AttachOptions, type ManagedServe } from '../serve.js';
-import type { ManagedOptions } from '../managed-options.js';
+import { validateManagedOptions, type ManagedOptions } from '../managed-options.js';
 import { createExternalQvac, type QvacProvider } from './external.js';
+import { mergeHeaders } from './headers.js';
 
 export interface QvacManagedOptions extends ManagedOptions {
   readonly mode: 'managed';
@@ -64,8 +65,13 @@ function withAuthorization(input: string | URL | Request, init: RequestInit | un
  * Managed mode: attaches to (or starts) the shared serve for these options and returns a
  * provider whose requests always go to the live serve. A serve that is provably gone is
  * re-ensured once per burst of requests and the request replayed; the getters follow.
+ * `options.signal` bounds the first attach only (see `ensureServe`).
  */
 export async function createManagedQvac(options: QvacManagedOptions, attach: AttachOptions = {}): Promise<ManagedQvacProvider> {
+  // Every option is checked before anything is armed, spawned or written; headers also as
+  // fetch will check them (the native check does not know fetch's ByteString rule).
+  validateManagedOptions(options);
+  mergeHeaders(options.headers);
   // The parent pact is armed before the (possibly long) first start, as upstream does.
   let closeProvider: (() => Promise<void>) | undefined;
   let serve: ManagedServe | undefined;
@@ -104,9 +110,11 @@ export async function createManagedQvac(options: QvacManagedOptions, attach: Att
   function buildProvider(first: ManagedServe): ManagedQvacProvider {
     let live: ManagedServe = first;
     let closed = false;
+    // Later attaches are the provider's own: the caller's signal bounded only the first one.
+    const later: QvacManagedOptions = { ...options, signal: undefined };
     const reresolve = singleFlight(async () => {
       // Never the serve that just refused the connection: its runner notices and replaces it.
-      const next = await ensureServe(options, { ...attach, avoidServePid: live.pid });
+      const next = await ensureServe(later, { ...attach, avoidServePid: live.pid, signal: undefined });
       const previous = live;
       live = next;
       previous.release();

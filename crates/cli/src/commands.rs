@@ -2,17 +2,20 @@
 //! `stop` signals only runners whose records are trusted (pid and start time match).
 
 use std::fs;
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::PathBuf;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use qvac_managed_core::consumer_watch::ConsumerWatch;
+use qvac_managed_core::dir_watch::DirWatch;
 use qvac_managed_core::options::millis_saturating;
-use qvac_managed_core::registry::{js_number_value, RecordState, Registry, ServeInfo};
-use qvac_managed_core::serve_start::find_on_path;
+use qvac_managed_core::registry::{
+    js_number_value, RecordState, Registry, ServeInfo, UnverifiedRecord,
+};
+use qvac_managed_core::serve_start::resolve_serve_command_in;
 
 type CommandResult = Result<ExitCode, Box<dyn std::error::Error>>;
 
@@ -23,11 +26,13 @@ pub fn ps(registry: &Registry, json: bool) -> CommandResult {
         println!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(ExitCode::SUCCESS);
     }
+    let unverified = registry.unverified_records()?;
     if serves.is_empty() {
         println!(
             "no managed serves running (registry: {})",
             registry.dir().display()
         );
+        print_unverified(&unverified);
         return Ok(ExitCode::SUCCESS);
     }
     println!(
@@ -47,7 +52,37 @@ pub fn ps(registry: &Registry, json: bool) -> CommandResult {
             s.models.join(",")
         );
     }
+    print_unverified(&unverified);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Records moved aside because the serve they name could not be proven ours: what `ps`, `gc`
+/// and `doctor` say about each (the pid was never signalled; the user decides).
+fn unverified_line(u: &UnverifiedRecord) -> String {
+    format!(
+        "unverified record {} (fleet {}) names pid {}{}, never signalled by qvac-managed; check that pid, then remove the record with: {}",
+        u.path.display(),
+        short_key(&u.fleet_key),
+        u.serve_pid,
+        if u.serve_alive { " (running)" } else { " (gone)" },
+        u.removal_hint()
+    )
+}
+
+fn print_unverified(unverified: &[UnverifiedRecord]) {
+    for u in unverified {
+        println!("{}", unverified_line(u));
+    }
+}
+
+fn unverified_json(u: &UnverifiedRecord) -> serde_json::Value {
+    serde_json::json!({
+        "path": u.path.display().to_string(),
+        "fleetKey": u.fleet_key,
+        "servePid": u.serve_pid,
+        "serveAlive": u.serve_alive,
+        "removeWith": u.removal_hint(),
+    })
 }
 
 fn serve_json(s: &ServeInfo) -> serde_json::Value {
@@ -137,7 +172,12 @@ pub fn stop(registry: &Registry, fleet: Option<&str>, all: bool) -> CommandResul
             failed = true;
             continue;
         }
-        kill(Pid::from_raw(record.runner_pid), Signal::SIGTERM)?;
+        // Through a pidfd opened before the identity is re-checked: the pid signalled is the
+        // runner proven above, even if it exited and the pid was reused in between.
+        if !record.runner_identity().signal(Signal::SIGTERM) {
+            println!("{}: already gone", serve.fleet_key);
+            continue;
+        }
         print!(
             "{}: stopping (runner {}, serve {}) ... ",
             serve.fleet_key, record.runner_pid, record.serve_pid
@@ -172,8 +212,13 @@ pub fn stop(registry: &Registry, fleet: Option<&str>, all: bool) -> CommandResul
     })
 }
 
+/// Runner logs (`<key>.log`, `<key>.log.1`) and start failures (`<key>.error`) of a fleet with
+/// no record are kept this long after their last write, then `gc` removes them. Private fleets
+/// (`<key>-priv-<pid>-<hex>`) are never started again, so nothing else would.
+const FINISHED_FLEET_FILES_AGE: Duration = Duration::from_secs(24 * 3600);
+
 pub fn gc(registry: &Registry, dry_run: bool, json: bool) -> CommandResult {
-    let report = if dry_run {
+    let mut report = if dry_run {
         registry.sweep_dry_run()?
     } else {
         tokio::runtime::Builder::new_current_thread()
@@ -181,11 +226,25 @@ pub fn gc(registry: &Registry, dry_run: bool, json: bool) -> CommandResult {
             .build()?
             .block_on(registry.sweep())?
     };
+    // After the sweep: a record it removed (or, dry, would remove) no longer keeps its logs.
+    let aged = finished_fleet_files(registry, &report.removed, FINISHED_FLEET_FILES_AGE)?;
+    for path in aged {
+        if dry_run || remove_if_present(&path)? {
+            report.removed.push(path);
+        }
+    }
     let paths = |v: &[PathBuf]| {
         v.iter()
             .map(|p| p.display().to_string())
             .collect::<Vec<_>>()
     };
+    // Moved aside by this sweep or an earlier one, and still there (a gone pid's record was
+    // removed just now).
+    let unverified: Vec<UnverifiedRecord> = registry
+        .unverified_records()?
+        .into_iter()
+        .filter(|u| dry_run || !report.removed.contains(&u.path))
+        .collect();
     if json {
         println!(
             "{}",
@@ -195,6 +254,8 @@ pub fn gc(registry: &Registry, dry_run: bool, json: bool) -> CommandResult {
                 "keptUntrusted": paths(&report.kept_untrusted),
                 "stoppedOrphans": paths(&report.stopped_orphans),
                 "corrupt": paths(&report.corrupt),
+                "movedAside": paths(&report.moved_aside),
+                "unverified": unverified.iter().map(unverified_json).collect::<Vec<_>>(),
             }))?
         );
         return Ok(ExitCode::SUCCESS);
@@ -207,7 +268,7 @@ pub fn gc(registry: &Registry, dry_run: bool, json: bool) -> CommandResult {
         println!("{verb} {}", path.display());
     }
     let orphan_verb = if dry_run {
-        "would probe (and stop if it answers as ours) the orphaned serve of"
+        "would stop (if proven ours; otherwise move its record aside) the orphaned serve of"
     } else {
         "stopped the orphaned serve of"
     };
@@ -217,6 +278,13 @@ pub fn gc(registry: &Registry, dry_run: bool, json: bool) -> CommandResult {
     for path in &report.kept_untrusted {
         println!("kept {} (a process it names may be alive)", path.display());
     }
+    for path in &report.moved_aside {
+        println!(
+            "moved aside {} (its serve runs but could not be proven ours)",
+            path.display()
+        );
+    }
+    print_unverified(&unverified);
     for path in &report.corrupt {
         println!(
             "kept {} (unreadable record; remove it by hand once no serve uses it)",
@@ -224,6 +292,63 @@ pub fn gc(registry: &Registry, dry_run: bool, json: bool) -> CommandResult {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Logs and start failures of fleets that have no record (none left, or `removed_records` names
+/// it) and no spawn lock (no start under way), last written more than `age` ago.
+fn finished_fleet_files(
+    registry: &Registry,
+    removed_records: &[PathBuf],
+    age: Duration,
+) -> io::Result<Vec<PathBuf>> {
+    let entries = match fs::read_dir(registry.dir()) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) => return Err(e),
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(key) = [".log.1", ".log", ".error"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+        else {
+            continue;
+        };
+        // Fleet keys have no dots (`<16 hex>` or `<16 hex>-priv-<pid>-<hex>`).
+        if key.is_empty() || key.contains('.') {
+            continue;
+        }
+        let record = registry.record_path(key);
+        let has_record = record.exists() && !removed_records.contains(&record);
+        if has_record || registry.lock_path(key).exists() {
+            continue;
+        }
+        let old = entry
+            .metadata()
+            .ok()
+            .filter(fs::Metadata::is_file)
+            .and_then(|m| m.modified().ok())
+            .and_then(|mtime| SystemTime::now().duration_since(mtime).ok())
+            .is_some_and(|elapsed| elapsed > age);
+        if old {
+            found.push(entry.path());
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// True when this call removed the file (false when someone else already had).
+fn remove_if_present(path: &Path) -> io::Result<bool> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io::Error::new(
+            e.kind(),
+            format!("cannot remove {}: {e}", path.display()),
+        )),
+    }
 }
 
 pub fn logs(registry: &Registry, fleet: &str, follow: bool) -> CommandResult {
@@ -234,26 +359,94 @@ pub fn logs(registry: &Registry, fleet: &str, follow: bool) -> CommandResult {
         Err(err) => return Err(err),
     };
     let path = registry.log_path(&key);
-    let mut file =
-        fs::File::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    let mut out = std::io::stdout();
-    std::io::copy(&mut file, &mut out)?;
-    if !follow {
-        return Ok(ExitCode::SUCCESS);
+    let file = fs::File::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let mut log = FollowedLog::new(path, file)?;
+    let mut out = std::io::stdout().lock();
+    let printed = log.copy_new(&mut out);
+    if !follow || is_broken_pipe(&printed) {
+        return printed.map(|()| ExitCode::SUCCESS).or_else(quiet_pipe);
     }
-    let mut pos = file.stream_position()?;
-    loop {
-        std::thread::sleep(Duration::from_millis(200));
-        let len = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        if len < pos {
-            pos = 0; // rotated
+    printed?;
+    let dir = registry.dir().to_owned();
+    let name = format!("{key}.log");
+    let followed: io::Result<ExitCode> = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(async move {
+            let mut watch = DirWatch::new(&dir, &[name], LOG_FOLLOW_POLL);
+            loop {
+                // Bounded even with inotify: a watch ends with its directory, the poll does not.
+                let _ = tokio::time::timeout(LOG_FOLLOW_BACKSTOP, watch.changed()).await;
+                log.copy_new(&mut out)?;
+            }
+        });
+    followed.or_else(quiet_pipe)
+}
+
+/// How often `logs --follow` looks for new lines where inotify is missing.
+const LOG_FOLLOW_POLL: Duration = Duration::from_millis(200);
+/// The longest `logs --follow` waits for an event before looking anyway.
+const LOG_FOLLOW_BACKSTOP: Duration = Duration::from_secs(1);
+
+fn is_broken_pipe<T>(result: &io::Result<T>) -> bool {
+    matches!(result, Err(e) if e.kind() == io::ErrorKind::BrokenPipe)
+}
+
+/// A reader gone (`logs | head`) ends the command quietly.
+fn quiet_pipe(err: io::Error) -> CommandResult {
+    if err.kind() == io::ErrorKind::BrokenPipe {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Err(err.into())
+    }
+}
+
+/// A log followed by path across the runner's rotations: when `<key>.log` is renamed to
+/// `<key>.log.1` and a new one begun, the rest of the old file is printed, then the new file from
+/// its start; a file truncated in place is read again from its start.
+struct FollowedLog {
+    path: PathBuf,
+    file: fs::File,
+    /// (device, inode) of `file`.
+    id: (u64, u64),
+    pos: u64,
+}
+
+impl FollowedLog {
+    fn new(path: PathBuf, file: fs::File) -> io::Result<FollowedLog> {
+        let meta = file.metadata()?;
+        Ok(FollowedLog {
+            path,
+            file,
+            id: (meta.dev(), meta.ino()),
+            pos: 0,
+        })
+    }
+
+    /// Writes what was added since the last call, following a rotation or truncation.
+    fn copy_new(&mut self, out: &mut impl Write) -> io::Result<()> {
+        if self.file.metadata()?.len() < self.pos {
+            self.pos = 0; // truncated in place
         }
-        file.seek(SeekFrom::Start(pos))?;
-        let mut chunk = Vec::new();
-        file.read_to_end(&mut chunk)?;
-        out.write_all(&chunk)?;
-        out.flush()?;
-        pos += chunk.len() as u64;
+        self.drain(out)?;
+        // A new file at the path (rotated): the rest of the old one, then the new one.
+        if let Ok(meta) = fs::metadata(&self.path) {
+            if (meta.dev(), meta.ino()) != self.id {
+                if let Ok(file) = fs::File::open(&self.path) {
+                    self.drain(out)?;
+                    *self = FollowedLog::new(self.path.clone(), file)?;
+                    self.drain(out)?;
+                }
+            }
+        }
+        out.flush()
+    }
+
+    fn drain(&mut self, out: &mut impl Write) -> io::Result<()> {
+        self.file.seek(SeekFrom::Start(self.pos))?;
+        let copied = io::copy(&mut &self.file, out)?;
+        self.pos += copied;
+        Ok(())
     }
 }
 
@@ -280,22 +473,31 @@ pub fn doctor(registry: &Registry, serve_bin_path: Option<PathBuf>) -> CommandRe
             Err(err) => report(false, "registry", err.to_string()),
         },
     }
-    let serve = serve_bin_path.or_else(|| find_on_path("qvac"));
-    match serve {
-        Some(path) => match serve_version(&path) {
-            Ok(version) => report(true, "serve binary", format!("{} ({version})", path.display())),
-            Err(err) => report(false, "serve binary", format!("{}: {err}", path.display())),
-        },
-        None => report(
-            false,
-            "serve binary",
-            "no `qvac` on PATH; install it with `npm i @qvac/cli` in your project (the library finds it there) or pass serveBinPath".into(),
-        ),
+    match doctor_serve_command(serve_bin_path) {
+        Ok((command, args)) => {
+            let shown = match args.first() {
+                Some(entry) => format!("{entry} (run by {})", command.display()),
+                None => command.display().to_string(),
+            };
+            match serve_version(&command, &args) {
+                Ok(version) => report(true, "serve binary", format!("{shown} ({version})")),
+                Err(err) => report(false, "serve binary", format!("{shown}: {err}")),
+            }
+        }
+        Err(err) => report(false, "serve binary", err.to_string()),
     }
     if registry.dir().exists() {
         match registry.sweep_dry_run() {
             Ok(plan) if plan.removed.is_empty() && plan.corrupt.is_empty() => {
-                report(true, "stale files", "none".into())
+                // Old logs of finished fleets are not a problem; `gc` ages them out.
+                let old_logs =
+                    finished_fleet_files(registry, &plan.removed, FINISHED_FLEET_FILES_AGE)
+                        .map_or(0, |files| files.len());
+                let detail = match old_logs {
+                    0 => "none".into(),
+                    n => format!("none ({n} log or error file(s) of finished fleets older than 24 h; `qvac-managed gc` removes them)"),
+                };
+                report(true, "stale files", detail)
             }
             Ok(plan) => report(
                 false,
@@ -307,6 +509,18 @@ pub fn doctor(registry: &Registry, serve_bin_path: Option<PathBuf>) -> CommandRe
                 ),
             ),
             Err(err) => report(false, "stale files", err.to_string()),
+        }
+        match registry.unverified_records() {
+            Ok(unverified) if unverified.is_empty() => {
+                report(true, "unverified records", "none".into())
+            }
+            // Not a failure of ours: the process was left alone on purpose; the user decides.
+            Ok(unverified) => {
+                for u in &unverified {
+                    report(true, "unverified records", unverified_line(u));
+                }
+            }
+            Err(err) => report(false, "unverified records", err.to_string()),
         }
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -344,9 +558,24 @@ pub fn doctor(registry: &Registry, serve_bin_path: Option<PathBuf>) -> CommandRe
     Ok(ExitCode::SUCCESS)
 }
 
-/// `<serve> --version`, bounded to 5 s.
-fn serve_version(path: &std::path::Path) -> Result<String, String> {
-    let mut child = std::process::Command::new(path)
+/// The serve command exactly as the runner resolves it for a consumer in this working directory
+/// (`serveBinPath`, else `node_modules/@qvac/cli` above it run by `node`, else `qvac` on PATH).
+fn doctor_serve_command(
+    serve_bin_path: Option<PathBuf>,
+) -> Result<(PathBuf, Vec<String>), Box<dyn std::error::Error>> {
+    let project_dir = std::env::current_dir()?;
+    let serve_bin_path = serve_bin_path.map(|p| p.display().to_string());
+    Ok(resolve_serve_command_in(
+        serve_bin_path.as_deref(),
+        Some(&project_dir.display().to_string()),
+        None,
+    )?)
+}
+
+/// `<command> <args> --version`, bounded to 5 s.
+fn serve_version(command: &Path, args: &[String]) -> Result<String, String> {
+    let mut child = std::process::Command::new(command)
+        .args(args)
         .arg("--version")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
@@ -381,6 +610,99 @@ fn serve_version(path: &std::path::Path) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A fresh directory under the system temp dir (removed by the caller's `TempDir` drop).
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> TempDir {
+            let dir = std::env::temp_dir().join(format!(
+                "qvac-managed-cli-{name}-{}-{:?}",
+                std::process::id(),
+                Instant::now()
+            ));
+            fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn followed_log_continues_across_rotation_and_truncation() {
+        let dir = TempDir::new("follow");
+        let path = dir.0.join("k.log");
+        fs::write(&path, "one\n").unwrap();
+        let mut log = FollowedLog::new(path.clone(), fs::File::open(&path).unwrap()).unwrap();
+        let mut out = Vec::new();
+        log.copy_new(&mut out).unwrap();
+        log.copy_new(&mut out).unwrap();
+        assert_eq!("one\n", String::from_utf8_lossy(&out), "nothing twice");
+
+        fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"two\n")
+            .unwrap();
+        fs::rename(&path, dir.0.join("k.log.1")).unwrap();
+        log.copy_new(&mut out).unwrap();
+        assert_eq!(
+            "one\ntwo\n",
+            String::from_utf8_lossy(&out),
+            "the rest of the rotated file"
+        );
+        fs::write(&path, "three\n").unwrap();
+        log.copy_new(&mut out).unwrap();
+        log.copy_new(&mut out).unwrap();
+        assert_eq!(
+            "one\ntwo\nthree\n",
+            String::from_utf8_lossy(&out),
+            "the new file"
+        );
+
+        fs::write(&path, "4\n").unwrap(); // truncated in place, shorter than what was read
+        log.copy_new(&mut out).unwrap();
+        assert_eq!("one\ntwo\nthree\n4\n", String::from_utf8_lossy(&out));
+    }
+
+    #[test]
+    fn finished_fleet_files_are_old_and_recordless() {
+        let dir = TempDir::new("gc");
+        let registry = Registry::at(&dir.0);
+        let day_ago = SystemTime::now() - Duration::from_secs(25 * 3600);
+        let file = |name: &str, old: bool| {
+            let path = dir.0.join(name);
+            let f = fs::File::create(&path).unwrap();
+            if old {
+                f.set_modified(day_ago).unwrap();
+            }
+            path
+        };
+        let aged = [
+            file("a1a1a1a1a1a1a1a1.log", true),
+            file("a1a1a1a1a1a1a1a1.log.1", true),
+            file("b2b2b2b2b2b2b2b2-priv-7-00ff.error", true),
+            file("d4d4d4d4d4d4d4d4.log", true),
+        ];
+        file("c3c3c3c3c3c3c3c3.log", false);
+        file("e5e5e5e5e5e5e5e5.log", true);
+        file("e5e5e5e5e5e5e5e5.lock", false);
+        file("f6f6f6f6f6f6f6f6.log", true);
+        file("f6f6f6f6f6f6f6f6.json", false);
+        file("notes.txt", true);
+        let record = file("d4d4d4d4d4d4d4d4.json", false);
+        let age = Duration::from_secs(24 * 3600);
+        // d4's record is being removed by the same gc: its log goes with it.
+        let found = finished_fleet_files(&registry, &[record], age).unwrap();
+        let mut expected = aged.to_vec();
+        expected.sort();
+        assert_eq!(expected, found);
+    }
 
     #[test]
     fn uptime_of_record_timestamps() {

@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "qvac-managed", version, about = "Inspect and control managed qvac serves", long_about = None)]
 struct Cli {
-    /// Registry directory (default: ~/.qvac/managed-serves).
+    /// Registry directory (default: $QVAC_MANAGED_REGISTRY, else ~/.qvac/managed-serves).
     #[arg(long, global = true, value_name = "DIR")]
     registry: Option<PathBuf>,
     #[command(subcommand)]
@@ -45,7 +45,8 @@ enum Command {
         #[arg(long, conflicts_with = "fleet")]
         all: bool,
     },
-    /// Remove leftovers of provably dead serves and consumers (never anything live).
+    /// Remove leftovers of provably dead serves and consumers (never anything live), and the logs
+    /// and start errors of fleets with no record once they are 24 h old.
     Gc {
         /// Only list what would be removed.
         #[arg(long)]
@@ -58,13 +59,14 @@ enum Command {
     Logs {
         /// A fleet key, or a unique prefix of one.
         fleet: String,
-        /// Keep printing new lines as they are written (Ctrl-C to stop).
+        /// Keep printing new lines as they are written, across log rotations (Ctrl-C to stop).
         #[arg(long, short)]
         follow: bool,
     },
     /// Check the registry, the serve binary, stale files and event support; exit 1 on problems.
     Doctor {
-        /// Check this serve binary instead of resolving @qvac/cli / `qvac` on PATH.
+        /// Check this serve binary instead of resolving it as the runner does from the working
+        /// directory (`node_modules/@qvac/cli` above it, else `qvac` on PATH).
         #[arg(long, value_name = "PATH")]
         serve_bin_path: Option<PathBuf>,
     },

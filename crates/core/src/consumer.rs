@@ -5,9 +5,14 @@
 //! Slow path: marker first (so a runner never reaps in the gap), then the spawn lock; the holder
 //! re-checks, starts a detached runner and waits for its record or its `<key>.error`; everyone
 //! else waits for the record and re-contends for the lock if the holder died.
+//!
+//! One start per failure: a consumer notes which failure `<key>.error` held when it began to
+//! wait, and any other failure that appears (a start it waited on, named by its attempt id)
+//! ends its wait with that error before it would take the lock and start again. A consumer
+//! arriving after a failure starts a fresh attempt.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use crate::dir_watch::DirWatch;
 use crate::launch::{launch_runner, RunnerParams};
@@ -49,7 +54,7 @@ pub struct Attachment {
 pub enum EnsureError {
     /// The runner (ours or another consumer's) reported why the serve did not start.
     #[error("{}{}", .0.message, tail_suffix(&.0.output_tail))]
-    Start(StartFailure),
+    Start(Box<StartFailure>),
     #[error("qvac serve did not become healthy at {base_url} within {timeout_ms}ms. Cold model downloads can be slow — raise `serveStartTimeout` if the model is large.")]
     Timeout { base_url: String, timeout_ms: u64 },
     #[error("cannot start the runner {}: {reason}. Set QVAC_MANAGED_RUNNER to a qvac-managed binary, or reinstall the package for this platform.", path.display())]
@@ -62,6 +67,10 @@ pub enum EnsureError {
         holder: Option<i32>,
         fleet_key: String,
     },
+    /// The caller gave up (its AbortSignal fired) before the attach completed. A start that
+    /// other consumers wait on is not cancelled: the runner, once launched, goes on.
+    #[error("the attach was aborted")]
+    Aborted,
     #[error(transparent)]
     Registry(#[from] RegistryError),
 }
@@ -81,6 +90,7 @@ impl EnsureError {
             EnsureError::Timeout { .. } => "SERVE_START_TIMEOUT".into(),
             EnsureError::Runner { .. } => "SERVE_SPAWN_FAILED".into(),
             EnsureError::UntrustedRecord { .. } => "SERVE_RECORD_UNTRUSTED".into(),
+            EnsureError::Aborted => "ABORT_ERR".into(),
             EnsureError::Registry(e) => e.code().into(),
         }
     }
@@ -122,7 +132,29 @@ pub fn fleet_key_for(options: &ManagedOptions) -> String {
 /// [`fleet_key_for`]; a private key always starts its own serve (idle timeout 0). `avoid` is a
 /// serve pid the caller just failed to reach (connection refused): it is never returned again;
 /// the call waits for its runner to notice and replace it.
+///
+/// Cancelling `cancel` ends the call with [`EnsureError::Aborted`]: the future is dropped, so
+/// our marker and (before the runner took it over) the spawn lock are released; a runner
+/// already launched goes on, so consumers waiting on that start still get it.
 pub async fn ensure_serve(
+    registry: &Registry,
+    options: &ManagedOptions,
+    fleet_key: &str,
+    launch: &RunnerLaunch,
+    avoid: Option<i32>,
+    cancel: &crate::retry::CancelToken,
+) -> Result<Attachment, EnsureError> {
+    if cancel.is_cancelled() {
+        return Err(EnsureError::Aborted);
+    }
+    tokio::select! {
+        biased;
+        _ = cancel.cancelled() => Err(EnsureError::Aborted),
+        attached = ensure_serve_uncancelled(registry, options, fleet_key, launch, avoid) => attached,
+    }
+}
+
+async fn ensure_serve_uncancelled(
     registry: &Registry,
     options: &ManagedOptions,
     fleet_key: &str,
@@ -131,7 +163,7 @@ pub async fn ensure_serve(
 ) -> Result<Attachment, EnsureError> {
     // A serveBinPath that does not exist is bad input: refused before anything is written.
     check_serve_bin_path(options.serve_bin_path.as_deref())
-        .map_err(|err| EnsureError::Start(err.failure()))?;
+        .map_err(|err| EnsureError::Start(Box::new(err.failure())))?;
     registry.ensure_dir()?;
     if options.reuse && avoid.is_none() {
         if let Some(attached) = try_attach(registry, fleet_key)? {
@@ -162,11 +194,21 @@ async fn attach_or_spawn(
 ) -> Result<Attachment, EnsureError> {
     // Armed before the first look, so no change between a look and the wait is missed.
     let mut wakeups = Wakeups::new(registry, fleet_key);
-    let waited_from = SystemTime::now();
+    // The failure already there when we began: older than any start we wait on.
+    let seen_failure = failure_attempt(registry, fleet_key)?;
     let deadline = start_deadline(options);
     let mut untrusted_since: Option<Instant> = None;
     loop {
-        let holder = match registry.try_spawn_lock(fleet_key) {
+        if let Some(failure) = fresh_failure(registry, fleet_key, &seen_failure)? {
+            return Err(EnsureError::Start(Box::new(failure)));
+        }
+        let lock_state = registry.try_spawn_lock(fleet_key);
+        // A start that failed released the lock after writing its failure: look again now
+        // that we hold it, so its waiters never start it a second time.
+        if let Some(failure) = fresh_failure(registry, fleet_key, &seen_failure)? {
+            return Err(EnsureError::Start(Box::new(failure)));
+        }
+        let (holder, stealable_at) = match lock_state {
             Ok(lock) => {
                 if let Some(record) = usable(registry.read_record(fleet_key)?, avoid) {
                     return Ok(attachment(fleet_key, record, marker, false));
@@ -182,7 +224,9 @@ async fn attach_or_spawn(
                 }
                 return result.map(|record| attachment(fleet_key, record, marker, true));
             }
-            Err(RegistryError::Lock(PidLockError::Held(held))) => held.holder.pid(),
+            Err(RegistryError::Lock(PidLockError::Held(held))) => {
+                (held.holder.pid(), held.holder.stealable_in())
+            }
             Err(other) => return Err(other.into()),
         };
         // Another process holds the spawn lock: a consumer starting the serve, or the runner that
@@ -206,23 +250,36 @@ async fn attach_or_spawn(
             }
             _ => untrusted_since = None,
         }
-        if let Some(failure) = fresh_failure(registry, fleet_key, waited_from)? {
-            return Err(EnsureError::Start(failure));
-        }
         if Instant::now() >= deadline {
             return Err(EnsureError::Timeout {
                 base_url: match holder {
                     Some(pid) => format!("the serve another process (pid {pid}) is starting"),
-                    None => format!("http://{}/v1", options.serve_host),
+                    None => pending_base_url(options),
                 },
                 timeout_ms: options.serve_start_timeout.as_millis() as u64,
             });
         }
-        let short = untrusted_since.map(|since| since + UNTRUSTED_RECORD_GRACE);
-        wakeups
-            .next(holder, short.map_or(deadline, |s| s.min(deadline)))
-            .await;
+        // A lock naming no holder (empty or damaged) has no pidfd and may see no event: wake
+        // when it turns stealable, as upstream takes such a lock over once it is old enough.
+        let wake_at = [
+            untrusted_since.map(|since| since + UNTRUSTED_RECORD_GRACE),
+            stealable_at.and_then(|after| Instant::now().checked_add(after)),
+            Some(deadline),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(deadline);
+        wakeups.next(holder, wake_at).await;
     }
+}
+
+/// The URL a serve being started will have, as far as it is known (`?` for a port not yet chosen).
+fn pending_base_url(options: &ManagedOptions) -> String {
+    let port = options
+        .serve_port
+        .map_or_else(|| "<port not chosen yet>".to_owned(), |p| p.to_string());
+    format!("http://{}:{port}/v1", options.serve_host)
 }
 
 /// How long a consumer waits for a live runner to restore a record that is not trusted.
@@ -309,17 +366,22 @@ fn try_attach(registry: &Registry, fleet_key: &str) -> Result<Option<Attachment>
     }
 }
 
-/// A start failure written after `since` (one left from an older attempt does not count).
+/// The attempt `<key>.error` names now, if there is one.
+fn failure_attempt(registry: &Registry, key: &str) -> Result<Option<String>, EnsureError> {
+    Ok(registry
+        .read_start_failure(key)?
+        .and_then(|failure| failure.attempt))
+}
+
+/// A start failure other than the one `seen` when the wait began: a start we waited on failed.
 fn fresh_failure(
     registry: &Registry,
     key: &str,
-    since: SystemTime,
+    seen: &Option<String>,
 ) -> Result<Option<StartFailure>, EnsureError> {
-    let written = std::fs::metadata(registry.start_failure_path(key)).and_then(|m| m.modified());
-    match written {
-        Ok(at) if at >= since => Ok(registry.read_start_failure(key)?),
-        _ => Ok(None),
-    }
+    Ok(registry
+        .read_start_failure(key)?
+        .filter(|failure| failure.attempt != *seen))
 }
 
 async fn spawn_and_wait(
@@ -332,7 +394,9 @@ async fn spawn_and_wait(
 ) -> Result<ServeRecord, EnsureError> {
     // Armed before the runner starts, so its record or failure cannot slip past the wait.
     let mut wakeups = Wakeups::new(registry, fleet_key);
-    registry.clear_start_failure(fleet_key)?;
+    // The last failure stays until this attempt's outcome replaces it: consumers waiting on an
+    // earlier attempt must still find it.
+    let attempt = format!("{}.{:016x}", std::process::id(), fastrand::u64(..));
     let mut api_key = [0u8; 32];
     getrandom::fill(&mut api_key).map_err(|e| EnsureError::Runner {
         path: launch.runner_path.clone(),
@@ -356,6 +420,8 @@ async fn spawn_and_wait(
         project_dir: launch.project_dir.clone(),
         node_path: launch.node_path.clone(),
         registry_dir: registry.dir().display().to_string(),
+        attempt: attempt.clone(),
+        launcher: Some(crate::process::ProcessIdentity::current().to_record()),
     };
     let params_path = params.write(registry).map_err(|e| EnsureError::Runner {
         path: launch.runner_path.clone(),
@@ -379,24 +445,30 @@ async fn spawn_and_wait(
         }
     };
     let runner_identity = ProcessIdentity::of(runner_pid);
-    // The runner owns the start from here: hand it the spawn lock, so that if we die now the
-    // lock still names a live process and nobody starts a second serve beside it.
+    // The runner owns the start from here and takes the spawn lock over from us before it starts
+    // the serve; handing it over too covers a runner that has not done so yet (either way the
+    // lock names a live process, and nobody starts a second serve beside it).
     if let Some(runner) = &runner_identity {
         if let Err(err) = lock.transfer_to(runner, 0o600) {
             tracing::warn!(%err, "could not hand the spawn lock to the runner");
         }
     }
+    let own_failure = || -> Result<Option<StartFailure>, EnsureError> {
+        Ok(registry
+            .read_start_failure(fleet_key)?
+            .filter(|failure| failure.attempt.as_deref() == Some(attempt.as_str())))
+    };
     loop {
         if let RecordState::Trusted(record) = registry.read_record(fleet_key)? {
             return Ok(*record);
         }
-        if let Some(failure) = registry.read_start_failure(fleet_key)? {
+        if let Some(failure) = own_failure()? {
             // The runner exits right after writing it; once it is gone, the spawn lock handed to
             // it is provably stale and the caller clears it, so no lock outlives the failure.
             if let Some(runner) = &runner_identity {
                 wait_until_gone(runner, Duration::from_secs(2)).await;
             }
-            return Err(EnsureError::Start(failure));
+            return Err(EnsureError::Start(Box::new(failure)));
         }
         let runner_gone = runner_identity
             .as_ref()
@@ -406,8 +478,8 @@ async fn spawn_and_wait(
             if let RecordState::Trusted(record) = registry.read_record(fleet_key)? {
                 return Ok(*record);
             }
-            if let Some(failure) = registry.read_start_failure(fleet_key)? {
-                return Err(EnsureError::Start(failure));
+            if let Some(failure) = own_failure()? {
+                return Err(EnsureError::Start(Box::new(failure)));
             }
             return Err(EnsureError::Runner {
                 path: launch.runner_path.clone(),
@@ -416,12 +488,11 @@ async fn spawn_and_wait(
         }
         if Instant::now() >= deadline {
             // The runner enforces the start timeout itself; this is the backstop.
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(runner_pid),
-                nix::sys::signal::Signal::SIGTERM,
-            );
+            if let Some(runner) = &runner_identity {
+                runner.signal(nix::sys::signal::Signal::SIGTERM);
+            }
             return Err(EnsureError::Timeout {
-                base_url: format!("http://{}:?/v1", options.serve_host),
+                base_url: pending_base_url(options),
                 timeout_ms: options.serve_start_timeout.as_millis() as u64,
             });
         }

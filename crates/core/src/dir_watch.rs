@@ -1,5 +1,7 @@
 //! Wakes a task when named entries of a directory change (created, written, renamed, deleted),
-//! by inotify on Linux; where that is unavailable, a fallback poll stands in. Used by the runner to
+//! by inotify on Linux; where that is unavailable, a fallback poll stands in. The watch follows
+//! the directory through removal and re-creation (the consumers directory goes and comes back in
+//! normal use): a replacement wakes the task, which looks again. Used by the runner to
 //! keep its record true and by consumers waiting for a record, a start failure or the spawn lock.
 
 use std::ffi::OsString;
@@ -11,7 +13,7 @@ use crate::platform::watch;
 
 pub struct DirWatch {
     #[cfg(target_os = "linux")]
-    inotify: Option<tokio::io::unix::AsyncFd<watch::InotifyFd>>,
+    inotify: Option<watch::DirWatcher>,
     names: Vec<OsString>,
     fallback_poll: Duration,
 }
@@ -22,7 +24,7 @@ impl DirWatch {
     pub fn new(dir: &Path, names: &[String], fallback_poll: Duration) -> DirWatch {
         DirWatch {
             #[cfg(target_os = "linux")]
-            inotify: watch::watch_dir(dir),
+            inotify: watch::DirWatcher::new(dir),
             names: names.iter().map(OsString::from).collect(),
             fallback_poll,
         }
@@ -31,7 +33,7 @@ impl DirWatch {
     /// True when changes arrive by event (not by the fallback poll).
     pub fn by_event(&self) -> bool {
         #[cfg(target_os = "linux")]
-        return self.inotify.is_some();
+        return self.inotify.as_ref().is_some_and(watch::DirWatcher::armed);
         #[cfg(not(target_os = "linux"))]
         false
     }
@@ -39,9 +41,9 @@ impl DirWatch {
     /// Resolves when one of the watched names (or the directory itself) may have changed.
     pub async fn changed(&mut self) {
         #[cfg(target_os = "linux")]
-        if let Some(inotify) = &self.inotify {
+        if let Some(inotify) = self.inotify.as_mut().filter(|w| w.armed()) {
             loop {
-                let names = watch::next_events(inotify).await;
+                let names = inotify.next_events().await;
                 let relevant = self.names.is_empty()
                     || names
                         .iter()
@@ -75,5 +77,41 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), watch.changed())
             .await
             .expect("woke for k.json");
+    }
+
+    /// Drains wakes until none comes for 100 ms.
+    async fn settle(watch: &mut DirWatch) {
+        while tokio::time::timeout(Duration::from_millis(100), watch.changed())
+            .await
+            .is_ok()
+        {}
+    }
+
+    #[tokio::test]
+    async fn follows_the_directory_through_removal_and_replacement() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("k.consumers");
+        std::fs::create_dir(&dir).unwrap();
+        let mut watch = DirWatch::new(&dir, &[], Duration::from_secs(60));
+        // Removed (as a failed attach removes an empty consumers dir)...
+        std::fs::remove_dir(&dir).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), watch.changed())
+            .await
+            .expect("woke for the removal");
+        assert!(watch.by_event(), "still watching by event while it is gone");
+        // ...then a fresh one renamed into place, as the next marker does.
+        let staging = parent.path().join("staging");
+        std::fs::create_dir(&staging).unwrap();
+        std::fs::rename(&staging, &dir).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), watch.changed())
+            .await
+            .expect("woke for the replacement");
+        settle(&mut watch).await;
+        // Entries of the new directory wake it: the watch moved to it.
+        std::fs::write(dir.join("123.abcdef01"), "").unwrap();
+        tokio::time::timeout(Duration::from_secs(5), watch.changed())
+            .await
+            .expect("woke for a marker in the re-created directory");
+        assert!(watch.by_event());
     }
 }

@@ -41,9 +41,29 @@ pub struct RunnerParams {
     #[serde(default)]
     pub node_path: Option<String>,
     pub registry_dir: String,
+    /// Names this start: a failure the runner writes carries it, so the consumer that started
+    /// it, and every consumer waiting on it, know the failure is this attempt's.
+    #[serde(default)]
+    pub attempt: String,
+    /// The consumer that started this runner and holds the spawn lock for it (its identity
+    /// record): the runner takes the lock over from it before it starts anything, so a starter
+    /// killed before handing the lock over never lets a second runner start beside this one.
+    #[serde(default)]
+    pub launcher: Option<String>,
 }
 
 impl RunnerParams {
+    /// `failure` as this attempt's: what the runner writes to `<key>.error`.
+    pub fn attempt_failure(
+        &self,
+        failure: crate::registry::StartFailure,
+    ) -> crate::registry::StartFailure {
+        crate::registry::StartFailure {
+            attempt: (!self.attempt.is_empty()).then(|| self.attempt.clone()),
+            ..failure
+        }
+    }
+
     /// Reads and deletes the handoff file.
     pub fn take(path: &Path) -> io::Result<RunnerParams> {
         let text = fs::read_to_string(path);
@@ -141,6 +161,8 @@ pub(crate) mod tests {
             project_dir: Some(dir.display().to_string()),
             node_path: Some("/usr/bin/node".into()),
             registry_dir: dir.join("reg").display().to_string(),
+            attempt: "1.0000000000000001".into(),
+            launcher: None,
         }
     }
 

@@ -216,12 +216,13 @@ pub fn validate(options: &JsValue) -> Result<ManagedOptions, OptionsError> {
             // fetch refuses these at request time; refuse them before anything is started.
             if let Some((name, value)) = entries.iter().find(|(name, v)| {
                 !is_header_name(name)
-                    || matches!(v, JsValue::String(s) if s.contains(['\r', '\n', '\0']))
+                    || matches!(v, JsValue::String(s) if s.contains(['\r', '\n', '\0'])
+                        || s.chars().any(|c| u32::from(c) > 0xff))
             }) {
                 return Err(invalid(
                     &format!("headers.{name}"),
                     value,
-                    "a header name of token characters and a value without CR, LF or NUL",
+                    "a header name of token characters and a value of Latin-1 characters (up to U+00FF) without CR, LF or NUL",
                 ));
             }
         }
@@ -547,6 +548,18 @@ mod tests {
         ])])))
         .unwrap_err();
         assert!(err.to_string().contains("`models[0].config`"), "{err}");
+        // fetch's Headers refuses values above U+00FF at request time: refused up front.
+        let err = validate(&obj(vec![
+            ("models", models.clone()),
+            ("headers", obj(vec![("x-a", s("\u{2603}"))])),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("`headers.x-a`"), "{err}");
+        validate(&obj(vec![
+            ("models", models),
+            ("headers", obj(vec![("x-a", s("caf\u{e9}"))])),
+        ]))
+        .expect("Latin-1 is a valid header value");
     }
 
     #[test]

@@ -57,6 +57,19 @@ impl LockHolder {
         )
     }
 
+    /// How long until this holder becomes stealable by age alone: `Some` only for content that
+    /// names no holder (nothing else would wake a waiter for it), zero once it is.
+    pub fn stealable_in(&self) -> Option<Duration> {
+        match self {
+            LockHolder::Process { .. } => None,
+            LockHolder::Unreadable { age } => Some(
+                STALE_WINDOW
+                    .saturating_sub(*age)
+                    .saturating_add(Duration::from_millis(10)),
+            ),
+        }
+    }
+
     /// Stealable: the holder is provably dead, or unreadable content outlived the window.
     pub fn is_stale(&self) -> bool {
         match self {
@@ -103,6 +116,15 @@ impl fmt::Display for HeldError {
                 f,
                 "lock {path} is already held by this process (pid {}); release that PidLock first.",
                 identity.pid
+            )?,
+            LockHolder::Process {
+                identity,
+                liveness: Liveness::Foreign,
+            } => write!(
+                f,
+                "lock {path} is held by pid {} on another machine ({}), which cannot be checked from here; it is never taken over. A lock directory shared between machines (a network home) needs one per machine. If no process holds it, clear it with: {clear}",
+                identity.pid,
+                identity.machine.as_deref().unwrap_or("unknown")
             )?,
             LockHolder::Process { identity, .. } if identity.pid == 1 => write!(
                 f,
@@ -347,6 +369,45 @@ impl PidLock {
         Ok(())
     }
 
+    /// Takes the lock over from `from` (the process that started us and holds it for us): the
+    /// file is atomically replaced by one naming this process, under the same directory guard a
+    /// steal takes, and only while it still names `from` — alive or not. `Ok(None)` when it names
+    /// anyone else (someone proved `from` dead and took the lock first): the caller must not go
+    /// on as the owner. A lock already handed to us is adopted.
+    pub fn take_over_from(
+        path: &Path,
+        from: &ProcessIdentity,
+        mode: u32,
+    ) -> Result<Option<PidLock>, PidLockError> {
+        let me = ProcessIdentity::current();
+        let temp = TempFile::beside(path, me.to_record().as_bytes(), mode)
+            .map_err(io_err("take over", path))?;
+        let temp_id = FileId::of(temp.metadata());
+        // The guard is held only for a few syscalls at a time: a short bounded wait covers it.
+        for _ in 0..200 {
+            let Some(_guard) = DirGuard::try_lock(path)? else {
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
+            };
+            return match read_holder(path)? {
+                Some((LockHolder::Process { identity, .. }, id)) if identity == me => {
+                    Ok(Some(PidLock::owned(path, id)))
+                }
+                Some((LockHolder::Process { identity, .. }, _))
+                    if identity.pid == from.pid && identity.start_time == from.start_time =>
+                {
+                    fs::rename(temp.path(), path).map_err(io_err("take over", path))?;
+                    Ok(Some(PidLock::owned(path, temp_id)))
+                }
+                _ => Ok(None),
+            };
+        }
+        Err(io_err("take over", path)(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            "the lock directory stayed guarded by another process",
+        )))
+    }
+
     /// Takes up a lock whose file names this very process (after [`transfer_to`]), so that
     /// releasing it removes the file.
     pub fn adopt(path: &Path) -> Result<Option<PidLock>, PidLockError> {
@@ -479,7 +540,7 @@ impl DirGuard {
 }
 
 /// Quotes a path for a POSIX shell command the user can paste.
-fn shell_quote(path: &Path) -> String {
+pub(crate) fn shell_quote(path: &Path) -> String {
     format!("'{}'", path.display().to_string().replace('\'', r"'\''"))
 }
 
@@ -498,6 +559,35 @@ mod tests {
     fn set_age(path: &Path, age: Duration) {
         let file = File::options().write(true).open(path).unwrap();
         file.set_modified(SystemTime::now() - age).unwrap();
+    }
+
+    #[test]
+    fn a_started_process_takes_the_lock_over_only_from_its_starter() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spawn.lock");
+        // A starter that died before handing the lock over: still taken over (no one stole it).
+        let starter = ProcessIdentity::pid_only(dead_pid());
+        fs::write(&path, starter.to_record()).unwrap();
+        let lock = PidLock::take_over_from(&path, &starter, 0o600)
+            .unwrap()
+            .expect("taken over from the starter");
+        assert!(PidLock::inspect(&path).unwrap().unwrap().is_alive());
+        drop(lock);
+        assert!(!path.exists(), "released like any lock");
+        // Someone else holds it (the starter was proven dead and the lock taken): not ours.
+        let mut other = Command::new("sleep").arg("30").spawn().unwrap();
+        let holder = ProcessIdentity::of(other.id() as i32).unwrap();
+        fs::write(&path, holder.to_record()).unwrap();
+        assert!(PidLock::take_over_from(&path, &starter, 0o600)
+            .unwrap()
+            .is_none());
+        assert_eq!(
+            Some(holder.pid),
+            PidLock::inspect(&path).unwrap().unwrap().pid(),
+            "left to its holder"
+        );
+        other.kill().unwrap();
+        other.wait().unwrap();
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! someone else), so it counts as alive. Pids 0, 1 and negatives are never probed with a signal
 //! (kill(0) and kill(-1) address groups); pid 1 is always alive.
 
+use std::time::Duration;
+
 use nix::errno::Errno;
 use nix::sys::signal::kill;
 use nix::unistd::Pid;
@@ -23,6 +25,9 @@ pub enum Liveness {
     Reused,
     /// Not a pid a process can hold (0 or negative).
     Invalid,
+    /// Recorded on another machine (a registry on a network home shared between machines): it
+    /// cannot be checked from here, so it is never taken for dead.
+    Foreign,
 }
 
 impl Liveness {
@@ -39,6 +44,8 @@ pub struct ProcessIdentity {
     /// Clock ticks since boot (Linux); `None` where the OS does not tell.
     pub start_time: Option<u64>,
     pub boot_id: Option<String>,
+    /// The machine it runs on ([`platform::machine_id`]); `None` in records of older writers.
+    pub machine: Option<String>,
 }
 
 impl ProcessIdentity {
@@ -49,6 +56,7 @@ impl ProcessIdentity {
             pid,
             start_time: None,
             boot_id: None,
+            machine: platform::machine_id(),
         })
     }
 
@@ -61,6 +69,7 @@ impl ProcessIdentity {
             pid,
             start_time: platform::process_start_time(pid),
             boot_id: platform::boot_id(),
+            machine: platform::machine_id(),
         })
     }
 
@@ -70,11 +79,17 @@ impl ProcessIdentity {
             pid,
             start_time: None,
             boot_id: None,
+            machine: None,
         }
     }
 
     /// Compares this record with the process that has the pid now.
     pub fn liveness(&self) -> Liveness {
+        if let (Some(recorded), Some(here)) = (&self.machine, platform::machine_id()) {
+            if *recorded != here {
+                return Liveness::Foreign;
+            }
+        }
         match pid_exists(self.pid) {
             None => return Liveness::Invalid,
             Some(false) => return Liveness::Dead,
@@ -102,6 +117,19 @@ impl ProcessIdentity {
         Liveness::Alive
     }
 
+    /// Sends `signal` to this process only if it still is this process: through a pidfd opened
+    /// before the identity is re-checked, so a pid reused in between is never signalled.
+    /// False when it was not sent.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) -> bool {
+        if self.pid <= 1 || self.pid == std::process::id() as i32 {
+            return false;
+        }
+        let Some(handle) = platform::ProcessHandle::open(self.pid) else {
+            return false;
+        };
+        self.liveness() == Liveness::Alive && handle.signal(signal)
+    }
+
     /// True when the record names this very process (same pid, same start).
     pub fn is_current_process(&self) -> bool {
         self.pid == std::process::id() as i32 && self.liveness() == Liveness::Alive
@@ -117,6 +145,9 @@ impl ProcessIdentity {
         if let Some(boot) = &self.boot_id {
             out.push_str(&format!("boot={boot}\n"));
         }
+        if let Some(machine) = &self.machine {
+            out.push_str(&format!("machine={machine}\n"));
+        }
         out
     }
 
@@ -130,6 +161,7 @@ impl ProcessIdentity {
             match line.split_once('=') {
                 Some(("start", v)) => identity.start_time = v.trim().parse().ok(),
                 Some(("boot", v)) => identity.boot_id = Some(v.trim().to_owned()),
+                Some(("machine", v)) => identity.machine = Some(v.trim().to_owned()),
                 _ => {}
             }
         }
@@ -137,30 +169,51 @@ impl ProcessIdentity {
     }
 }
 
-/// Stops process group `pgid` that is not our child (an orphaned serve): SIGTERM, SIGKILL after
-/// `grace`, then waits (bounded) until nothing of it runs. True when the group is gone. The caller
-/// must have proved the group is ours (pgid 0, 1 and negatives are refused).
-pub async fn stop_group(pgid: i32, grace: std::time::Duration) -> bool {
-    use std::time::{Duration, Instant};
-    if pgid <= 1 || pgid == std::process::id() as i32 {
+/// Stops a process that is not our child (an orphaned serve), as upstream does: SIGTERM to the
+/// process — and to its group when it leads one — then SIGKILL to both after `grace`. True only
+/// once the process is gone (and, when it led a group, every member of it); false when it
+/// could not be stopped or `process` is not provably that process (pids 0, 1, -1 and our own
+/// are refused; a pid now held by another process is never signalled).
+///
+/// Signals go through a pidfd opened *before* the identity check, so the process checked is
+/// the process signalled. Its exit is awaited on the pidfd; a group's other members, which
+/// have no pidfd of their own, are looked at every 10 ms once the leader is gone.
+pub async fn stop_process(process: &ProcessIdentity, grace: Duration) -> bool {
+    use nix::sys::signal::Signal;
+    let pid = process.pid;
+    if pid <= 1 || pid == std::process::id() as i32 {
         return false;
     }
-    let group = Pid::from_raw(pgid);
-    let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGTERM);
-    let started = Instant::now();
-    let mut killed = false;
-    while crate::platform::process_group_alive(pgid) {
-        if !killed && started.elapsed() >= grace {
-            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
-            killed = true;
-        }
-        if started.elapsed() >= grace + Duration::from_secs(5) {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+    let Some(handle) = platform::ProcessHandle::open(pid) else {
+        return process.liveness().is_provably_dead();
+    };
+    match process.liveness() {
+        Liveness::Alive => {}
+        other => return other.is_provably_dead(),
     }
-    true
+    let leads_group = platform::process_group_of(pid) == Some(pid);
+    let send = |signal: Signal| {
+        handle.signal(signal);
+        if leads_group {
+            let _ = nix::sys::signal::killpg(Pid::from_raw(pid), signal);
+        }
+    };
+    let gone = || async {
+        handle.exited().await;
+        while leads_group && platform::process_group_alive(pid) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    send(Signal::SIGTERM);
+    if tokio::time::timeout(grace, gone()).await.is_ok() {
+        return true;
+    }
+    send(Signal::SIGKILL);
+    tokio::time::timeout(KILL_WAIT, gone()).await.is_ok()
 }
+
+/// How long a SIGKILLed process may take to be gone before a stop reports failure.
+const KILL_WAIT: Duration = Duration::from_secs(5);
 
 /// Stops every running child of this process (a subreaper adopts what a daemonizing serve left):
 /// a child leading its own group has the group stopped, any other child alone. How many there were.
@@ -168,10 +221,14 @@ pub async fn stop_adopted_children(grace: std::time::Duration) -> usize {
     let me = std::process::id() as i32;
     let children = crate::platform::children_of(me);
     for &(pid, pgrp) in &children {
-        if pgrp == pid {
-            stop_group(pid, grace).await;
-        } else {
-            let _ = kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        match ProcessIdentity::of(pid) {
+            Some(child) if pgrp == pid => {
+                stop_process(&child, grace).await;
+            }
+            // Our child until we reap it below: its pid cannot be reused in between.
+            _ => {
+                let _ = kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            }
         }
     }
     // Reap them (we are their parent now), so none lingers as a zombie.
@@ -235,6 +292,20 @@ mod tests {
     }
 
     #[test]
+    fn another_machines_process_is_never_taken_for_dead() {
+        let mut elsewhere = ProcessIdentity::current();
+        assert!(elsewhere.machine.is_some(), "this machine has an id");
+        elsewhere.machine = Some("another-machine".into());
+        // Even with a boot id and start time that do not match here (another kernel).
+        elsewhere.boot_id = Some("another-boot".into());
+        assert_eq!(Liveness::Foreign, elsewhere.liveness());
+        assert!(!elsewhere.liveness().is_provably_dead());
+        let parsed = ProcessIdentity::parse_record(&elsewhere.to_record()).unwrap();
+        assert_eq!(elsewhere, parsed);
+        assert!(!elsewhere.signal(nix::sys::signal::Signal::SIGCONT));
+    }
+
+    #[test]
     fn dead_invalid_and_init() {
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id() as i32;
@@ -261,6 +332,51 @@ mod tests {
         );
         assert_eq!(Liveness::Dead, ProcessIdentity::pid_only(pid).liveness());
         child.wait().unwrap();
+    }
+
+    #[tokio::test]
+    async fn stops_a_process_that_leads_no_group() {
+        // Spawned without a group of its own: it shares ours, so only its pid may be signalled.
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        assert_ne!(Some(pid), platform::process_group_of(pid));
+        let identity = ProcessIdentity::of(pid).unwrap();
+        assert!(stop_process(&identity, Duration::from_secs(2)).await);
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(Some(libc::SIGTERM), child.wait().unwrap().signal());
+    }
+
+    #[tokio::test]
+    async fn stops_a_group_that_ignores_sigterm_and_refuses_a_reused_pid() {
+        use std::os::unix::process::CommandExt;
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "trap '' TERM; sleep 30 & wait"])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        std::thread::sleep(Duration::from_millis(100));
+        let mut reused = ProcessIdentity::of(pid).unwrap();
+        reused.start_time = reused.start_time.map(|t| t + 1);
+        assert!(
+            stop_process(&reused, Duration::from_millis(100)).await,
+            "the recorded process is gone"
+        );
+        assert!(
+            platform::process_group_alive(pid),
+            "a reused pid is never signalled"
+        );
+        let identity = ProcessIdentity::of(pid).unwrap();
+        assert!(stop_process(&identity, Duration::from_millis(200)).await);
+        assert!(
+            !platform::process_group_alive(pid),
+            "the whole group is gone"
+        );
+        child.wait().unwrap();
+        assert!(!stop_process(&ProcessIdentity::pid_only(1), Duration::ZERO).await);
     }
 
     #[test]

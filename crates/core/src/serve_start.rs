@@ -64,6 +64,7 @@ impl StartError {
             output_tail,
             exit_code,
             signal,
+            attempt: None,
         }
     }
 }
@@ -81,11 +82,25 @@ pub fn check_serve_bin_path(bin: Option<&str>) -> Result<(), StartError> {
 /// The command that runs the serve: `serveBinPath`, else `@qvac/cli` from the project (run by
 /// the consumer's JS runtime), else `qvac` on PATH.
 pub fn resolve_serve_command(params: &RunnerParams) -> Result<(PathBuf, Vec<String>), StartError> {
-    check_serve_bin_path(params.serve_bin_path.as_deref())?;
-    if let Some(bin) = params.serve_bin_path.as_deref() {
+    resolve_serve_command_in(
+        params.serve_bin_path.as_deref(),
+        params.project_dir.as_deref(),
+        params.node_path.as_deref(),
+    )
+}
+
+/// [`resolve_serve_command`] from its three inputs: what `doctor` calls for the working
+/// directory, so it shows exactly the binary a runner would use.
+pub fn resolve_serve_command_in(
+    serve_bin_path: Option<&str>,
+    project_dir: Option<&str>,
+    node_path: Option<&str>,
+) -> Result<(PathBuf, Vec<String>), StartError> {
+    check_serve_bin_path(serve_bin_path)?;
+    if let Some(bin) = serve_bin_path {
         return Ok((PathBuf::from(bin), vec![]));
     }
-    if let Some(project) = params.project_dir.as_deref() {
+    if let Some(project) = project_dir {
         for dir in Path::new(project).ancestors() {
             let pkg = dir.join("node_modules/@qvac/cli/package.json");
             let Ok(text) = fs::read_to_string(&pkg) else {
@@ -99,7 +114,7 @@ pub fn resolve_serve_command(params: &RunnerParams) -> Result<(PathBuf, Vec<Stri
                 .or_else(|| json["bin"]["qvac"].as_str());
             if let Some(bin) = bin {
                 let entry = pkg.parent().expect("package.json has a dir").join(bin);
-                let node = params.node_path.clone().unwrap_or_else(|| "node".into());
+                let node = node_path.unwrap_or("node");
                 return Ok((PathBuf::from(node), vec![entry.display().to_string()]));
             }
         }
@@ -110,10 +125,7 @@ pub fn resolve_serve_command(params: &RunnerParams) -> Result<(PathBuf, Vec<Stri
     Err(StartError::CliNotFound {
         detail: format!(
             "no serveBinPath, no node_modules/@qvac/cli above {}, and no `qvac` on PATH",
-            params
-                .project_dir
-                .as_deref()
-                .unwrap_or("the working directory")
+            project_dir.unwrap_or("the working directory")
         ),
     })
 }

@@ -19,9 +19,9 @@ use qvac_managed_core::launch::RunnerParams;
 use qvac_managed_core::options::millis_saturating;
 use qvac_managed_core::pid_lock::{PidLock, PidLockError};
 use qvac_managed_core::process::stop_adopted_children;
-use qvac_managed_core::process::{Liveness, ProcessIdentity};
+use qvac_managed_core::process::ProcessIdentity;
 use qvac_managed_core::registry::{
-    RecordState, Registry, RegistryError, ServeRecord, StartFailure,
+    Displaced, RecordState, Registry, RegistryError, ServeRecord, StartFailure,
 };
 use qvac_managed_core::retry::{CancelToken, RetryPolicy};
 use qvac_managed_core::serve_start::{start_serve, StartedServe};
@@ -49,13 +49,38 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
     let mut sigterm = signal(SignalKind::terminate()).expect("signal handlers install");
     let mut sigint = signal(SignalKind::interrupt()).expect("signal handlers install");
 
+    // The spawn lock is ours before anything starts: taken over from the consumer that launched
+    // us while it still names that consumer, dead or alive. If it names anyone else, the
+    // consumer died and another took the lock to start the fleet afresh: stand down at once.
+    let lock_path = registry.lock_path(&key);
+    let handed_over = match params
+        .launcher
+        .as_deref()
+        .and_then(ProcessIdentity::parse_record)
+    {
+        Some(launcher) => match PidLock::take_over_from(&lock_path, &launcher, 0o600) {
+            Ok(Some(lock)) => Some(lock),
+            Ok(None) => {
+                tracing::warn!(
+                    launcher = launcher.pid,
+                    "the spawn lock no longer names the consumer that started us; another start owns the fleet"
+                );
+                return RunnerExit::Duplicate;
+            }
+            Err(err) => {
+                tracing::warn!(%err, "cannot take the spawn lock over; going on without it");
+                None
+            }
+        },
+        None => None,
+    };
     let started = tokio::select! {
         started = start_serve(&params) => started,
         _ = sigterm.recv() => return RunnerExit::Signalled,
         _ = sigint.recv() => return RunnerExit::Signalled,
     };
-    // The consumer that started us handed us the spawn lock; it goes when the start is decided.
-    let handed_over = PidLock::adopt(&registry.lock_path(&key)).ok().flatten();
+    // An older consumer (no launcher in the params) hands the lock over itself.
+    let handed_over = handed_over.or_else(|| PidLock::adopt(&lock_path).ok().flatten());
     let StartedServe {
         serve,
         files,
@@ -65,7 +90,7 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
         Ok(started) => started,
         Err(err) => {
             tracing::warn!(code = err.code(), %err, "serve failed to start");
-            let _ = registry.write_start_failure(&key, &err.failure());
+            let _ = registry.write_start_failure(&key, &params.attempt_failure(err.failure()));
             drop(handed_over);
             return RunnerExit::StartFailed;
         }
@@ -82,40 +107,45 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
             drop(handed_over);
             return RunnerExit::Duplicate;
         }
-        // Another runner's record that is not trusted. Never overwrite the only pointer to a serve
-        // that still runs: stop it first when it is provably that serve (pid and start time),
-        // otherwise refuse to publish and say how to clear it.
+        // Another runner's record that is not trusted. It never blocks the fleet, and the only
+        // pointer to a serve that still runs is never lost: a serve proven ours is stopped, any
+        // other record is moved aside (its process left alone) before ours replaces it.
         Ok(RecordState::Untrusted(old, _)) => {
-            let old_serve = old.serve_identity();
-            if !old.is_gone() && old_serve.liveness() == Liveness::Alive {
-                if old_serve.start_time.is_some()
-                    && old.runner_identity().liveness().is_provably_dead()
-                {
+            match registry.displace_record(&key, &old, params.grace()).await {
+                Displaced::LiveRunner => {
                     tracing::warn!(
-                        serve = old.serve_pid,
-                        "stopping the orphaned serve of a dead runner before publishing"
-                    );
-                    qvac_managed_core::process::stop_group(old.serve_pid, params.grace()).await;
-                } else {
-                    tracing::error!(
-                        serve = old.serve_pid,
-                        "the record names a serve that still runs; not overwriting it"
+                        other_runner = old.runner_pid,
+                        "a live runner owns this fleet's record; stopping ours"
                     );
                     serve.stop(None).await;
-                    let failure = StartFailure {
+                    drop(handed_over);
+                    return RunnerExit::Duplicate;
+                }
+                Displaced::OtherMachine(machine) => {
+                    tracing::error!(%machine, "the record belongs to a serve on another machine sharing this registry");
+                    serve.stop(None).await;
+                    let failure = params.attempt_failure(StartFailure {
                         code: "SERVE_SPAWN_FAILED".into(),
                         message: format!(
-                            "{} names a serve (pid {}) that still runs but is not this fleet's live serve; it was left alone. Stop it (`kill {}`) or run `qvac-managed gc`, then retry.",
-                            registry.record_path(&key).display(),
-                            old.serve_pid,
-                            old.serve_pid
+                            "{} belongs to a serve on another machine (machine id {machine}) that shares this registry directory, as a network home does; it cannot be checked or replaced from here. Give each machine its own registry: set QVAC_MANAGED_REGISTRY (or the registryDir option) to a local directory.",
+                            registry.record_path(&key).display()
                         ),
                         ..StartFailure::default()
-                    };
+                    });
                     let _ = registry.write_start_failure(&key, &failure);
                     drop(handed_over);
                     return RunnerExit::StartFailed;
                 }
+                Displaced::MovedAside(to) => tracing::warn!(
+                    serve = old.serve_pid,
+                    to = %to.display(),
+                    "the record named a running serve that cannot be proven ours; moved it aside, left the process alone"
+                ),
+                Displaced::Stopped => tracing::warn!(
+                    serve = old.serve_pid,
+                    "stopped the orphaned serve of a dead runner before publishing"
+                ),
+                Displaced::Gone => {}
             }
             if let Some(dir) = registry.clear_dead_serve_files(&old) {
                 tracing::info!(dir = %dir.display(), "removed a dead serve's private files");
@@ -145,22 +175,25 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
         serve_start_time: ProcessIdentity::of(serve.pid()).and_then(|i| i.start_time),
         runner_start_time: me.start_time,
         boot_id: me.boot_id.clone(),
+        machine_id: me.machine.clone(),
         models: Some(params.models.clone()),
     };
+    // The last failure goes before the record appears: a consumer that attaches never finds a
+    // failure on disk that this healthy start has already superseded.
+    let _ = registry.clear_start_failure(&key);
     if let Err(err) = registry.write_record(&record) {
         tracing::error!(%err, "cannot publish the record; stopping the serve");
         serve.stop(None).await;
         let _ = registry.write_start_failure(
             &key,
-            &StartFailure {
+            &params.attempt_failure(StartFailure {
                 code: "SERVE_SPAWN_FAILED".into(),
                 message: format!("the runner could not publish the serve: {err}"),
                 ..StartFailure::default()
-            },
+            }),
         );
         return RunnerExit::StartFailed;
     }
-    let _ = registry.clear_start_failure(&key);
     tracing::info!(
         pid = serve.pid(),
         port,

@@ -83,7 +83,13 @@ pub fn run(params_path: &Path, foreground: bool) -> ExitCode {
     }));
     match run {
         Ok(RunnerExit::StartFailed) => ExitCode::from(1),
-        Ok(_) => ExitCode::SUCCESS,
+        Ok(_) => {
+            // A private fleet's key is never used again: its logs would be left forever.
+            if Registry::is_private_key(&key) {
+                registry.remove_fleet_logs(&key);
+            }
+            ExitCode::SUCCESS
+        }
         Err(_) => {
             // Unwinding dropped the serve (its group killed) and its temp files; what names this
             // runner on disk goes too.

@@ -45,6 +45,11 @@ pub fn process_start_time(pid: i32) -> Option<u64> {
     proc_stat(pid).map(|stat| stat.start_time)
 }
 
+/// The process group of `pid`; `None` if there is no such process.
+pub fn process_group_of(pid: i32) -> Option<i32> {
+    proc_stat(pid).map(|stat| stat.pgrp)
+}
+
 /// True while any non-zombie process is in process group `pgid` (scans `/proc`). Zombies are
 /// not counted: an orphan's zombie waits on an init that may never reap it, but it runs nothing.
 pub fn process_group_alive(pgid: i32) -> bool {
@@ -128,6 +133,26 @@ pub fn process_cmdline(pid: i32) -> Option<String> {
             .trim_end()
             .to_owned(),
     )
+}
+
+/// This machine's id (`/etc/machine-id`, else D-Bus's copy, else the host name): what tells a
+/// process recorded on another machine sharing the registry (a network home) from ours.
+pub fn machine_id() -> Option<String> {
+    static MACHINE_ID: OnceLock<Option<String>> = OnceLock::new();
+    MACHINE_ID
+        .get_or_init(|| {
+            ["/etc/machine-id", "/var/lib/dbus/machine-id"]
+                .iter()
+                .find_map(|path| {
+                    let id = std::fs::read_to_string(path).ok()?.trim().to_owned();
+                    (!id.is_empty()).then_some(id)
+                })
+                .or_else(|| {
+                    let name = nix::unistd::gethostname().ok()?.into_string().ok()?;
+                    (!name.is_empty()).then(|| format!("host:{name}"))
+                })
+        })
+        .clone()
 }
 
 /// This boot's id; it changes on every reboot, so a start time from another boot never matches.

@@ -13,10 +13,12 @@ mod linux;
 pub mod watch;
 #[cfg(target_os = "linux")]
 pub use linux::{
-    boot_id, children_of, flock_holder_pid, process_cmdline, process_group_alive,
-    process_is_zombie, process_start_time, rename_noreplace, set_parent_death_signal,
-    tcp_listener_pid,
+    boot_id, children_of, flock_holder_pid, machine_id, process_cmdline, process_group_alive,
+    process_group_of, process_is_zombie, process_start_time, rename_noreplace,
+    set_parent_death_signal, tcp_listener_pid,
 };
+#[cfg(target_os = "linux")]
+pub use watch::ProcessHandle;
 
 /// `_exit(code)`: ends the process at once, skipping atexit handlers and destructors (the
 /// safety net uses it because the thread they would run on may be the stuck one).
@@ -36,6 +38,12 @@ mod fallback {
 
     pub fn boot_id() -> Option<String> {
         None
+    }
+
+    /// The host name stands in for a machine id (untested platforms).
+    pub fn machine_id() -> Option<String> {
+        let name = nix::unistd::gethostname().ok()?.into_string().ok()?;
+        (!name.is_empty()).then(|| format!("host:{name}"))
     }
 
     pub fn flock_holder_pid(_file: &File) -> Option<i32> {
@@ -71,6 +79,34 @@ mod fallback {
     /// No PR_SET_PDEATHSIG outside Linux: the runner's own stop path is relied on.
     pub fn set_parent_death_signal(_command: &mut tokio::process::Command) {}
 
+    /// Needs `ps`-like facilities this fallback lacks.
+    pub fn process_group_of(_pid: i32) -> Option<i32> {
+        None
+    }
+
+    /// A process addressed by pid alone (no pidfd): signals go to the raw pid and exits are
+    /// seen by polling, so a pid reused in between cannot be ruled out (untested platforms).
+    pub struct ProcessHandle {
+        pid: i32,
+    }
+
+    impl ProcessHandle {
+        pub fn open(pid: i32) -> Option<ProcessHandle> {
+            (pid > 1 && crate::process::pid_exists(pid) == Some(true))
+                .then_some(ProcessHandle { pid })
+        }
+
+        pub fn signal(&self, signal: nix::sys::signal::Signal) -> bool {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid), signal).is_ok()
+        }
+
+        pub async fn exited(&self) {
+            while crate::process::pid_exists(self.pid) == Some(true) {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    }
+
     /// Counts zombies too (no portable way to tell them apart).
     pub fn process_group_alive(pgid: i32) -> bool {
         nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), None).is_ok()
@@ -78,7 +114,7 @@ mod fallback {
 }
 #[cfg(not(target_os = "linux"))]
 pub use fallback::{
-    boot_id, children_of, flock_holder_pid, process_cmdline, process_group_alive,
-    process_is_zombie, process_start_time, rename_noreplace, set_parent_death_signal,
-    tcp_listener_pid,
+    boot_id, children_of, flock_holder_pid, machine_id, process_cmdline, process_group_alive,
+    process_group_of, process_is_zombie, process_start_time, rename_noreplace,
+    set_parent_death_signal, tcp_listener_pid, ProcessHandle,
 };

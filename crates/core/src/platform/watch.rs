@@ -2,10 +2,11 @@
 //! registered with tokio. Registration is `unsafe` in tokio (the fd must stay open while
 //! registered), so it lives here with the other OS specifics.
 
+use std::ffi::OsString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 use rustix::process::{pidfd_open, Pid, PidfdFlags};
 use tokio::io::unix::AsyncFd;
 
@@ -18,37 +19,122 @@ impl AsRawFd for InotifyFd {
     }
 }
 
-pub fn watch_dir(dir: &Path) -> Option<AsyncFd<InotifyFd>> {
-    let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok()?;
-    inotify
-        .add_watch(
-            dir,
-            AddWatchFlags::IN_CREATE
-                | AddWatchFlags::IN_DELETE
-                | AddWatchFlags::IN_MOVED_FROM
-                | AddWatchFlags::IN_MOVED_TO
-                | AddWatchFlags::IN_CLOSE_WRITE
-                | AddWatchFlags::IN_DELETE_SELF,
-        )
-        .ok()?;
-    // SAFETY: `InotifyFd` owns its descriptor and never closes or replaces it while registered.
-    unsafe { AsyncFd::register(InotifyFd(inotify)).ok() }
+const DIR_EVENTS: AddWatchFlags = AddWatchFlags::IN_CREATE
+    .union(AddWatchFlags::IN_DELETE)
+    .union(AddWatchFlags::IN_MOVED_FROM)
+    .union(AddWatchFlags::IN_MOVED_TO)
+    .union(AddWatchFlags::IN_CLOSE_WRITE)
+    .union(AddWatchFlags::IN_DELETE_SELF)
+    .union(AddWatchFlags::IN_MOVE_SELF);
+/// On the parent, only what replaces or removes the watched directory's own entry.
+const PARENT_EVENTS: AddWatchFlags = AddWatchFlags::IN_CREATE
+    .union(AddWatchFlags::IN_DELETE)
+    .union(AddWatchFlags::IN_MOVED_FROM)
+    .union(AddWatchFlags::IN_MOVED_TO)
+    .union(AddWatchFlags::IN_ONLYDIR);
+
+/// An inotify watch on one directory that survives the directory being removed and re-created
+/// (or a new one renamed into its place): the parent is watched for the directory's own name,
+/// and the watch is re-armed on whatever directory holds the path now.
+pub struct DirWatcher {
+    fd: AsyncFd<InotifyFd>,
+    dir: PathBuf,
+    name: Option<OsString>,
+    dir_wd: Option<WatchDescriptor>,
+    parent_wd: Option<WatchDescriptor>,
 }
 
-/// Waits for the next batch of events; the names they are about (`None` for the directory
-/// itself, e.g. when it is deleted).
-pub async fn next_events(inotify: &AsyncFd<InotifyFd>) -> Vec<Option<std::ffi::OsString>> {
-    loop {
-        let Ok(mut guard) = inotify.readable().await else {
-            return std::future::pending().await;
-        };
-        match guard.get_inner().0.read_events() {
-            Ok(events) if !events.is_empty() => {
-                return events.into_iter().map(|e| e.name).collect()
+impl DirWatcher {
+    /// `None` where inotify is unavailable or neither the directory nor its parent exists.
+    pub fn new(dir: &Path) -> Option<DirWatcher> {
+        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok()?;
+        let dir_wd = inotify.add_watch(dir, DIR_EVENTS).ok();
+        let parent_wd = dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .and_then(|parent| inotify.add_watch(parent, PARENT_EVENTS).ok());
+        if dir_wd.is_none() && parent_wd.is_none() {
+            return None;
+        }
+        // SAFETY: `InotifyFd` owns its descriptor and never closes or replaces it while registered.
+        let fd = unsafe { AsyncFd::register(InotifyFd(inotify)).ok()? };
+        Some(DirWatcher {
+            fd,
+            dir: dir.to_owned(),
+            name: dir.file_name().map(OsString::from),
+            dir_wd,
+            parent_wd,
+        })
+    }
+
+    /// True while some watch is armed (on the directory, or on its parent for its return).
+    pub fn armed(&self) -> bool {
+        self.dir_wd.is_some() || self.parent_wd.is_some()
+    }
+
+    /// Waits for the next batch of events; the names they are about (`None` for the directory
+    /// itself: removed, replaced or re-created, after which the watch follows the new one).
+    pub async fn next_events(&mut self) -> Vec<Option<OsString>> {
+        loop {
+            let Ok(mut guard) = self.fd.readable().await else {
+                return std::future::pending().await;
+            };
+            let events = match guard.get_inner().0.read_events() {
+                Ok(events) => events,
+                Err(nix::errno::Errno::EAGAIN) => {
+                    guard.clear_ready();
+                    continue;
+                }
+                Err(_) => return std::future::pending().await,
+            };
+            if events.is_empty() {
+                guard.clear_ready();
+                continue;
             }
-            Ok(_) => guard.clear_ready(),
-            Err(nix::errno::Errno::EAGAIN) => guard.clear_ready(),
-            Err(_) => return std::future::pending().await,
+            drop(guard);
+            let mut names = Vec::new();
+            let mut rearm = false;
+            for event in events {
+                if Some(event.wd) == self.parent_wd {
+                    if event.mask.contains(AddWatchFlags::IN_IGNORED) {
+                        self.parent_wd = None;
+                    } else if event.name.is_some() && event.name == self.name {
+                        rearm = true;
+                    }
+                } else if Some(event.wd) == self.dir_wd {
+                    if event.mask.intersects(
+                        AddWatchFlags::IN_IGNORED
+                            | AddWatchFlags::IN_DELETE_SELF
+                            | AddWatchFlags::IN_MOVE_SELF,
+                    ) {
+                        rearm = true;
+                    } else {
+                        names.push(event.name);
+                    }
+                }
+            }
+            if rearm {
+                self.rearm();
+                names.push(None);
+            }
+            if !names.is_empty() {
+                return names;
+            }
+        }
+    }
+
+    /// Points the directory watch at whatever directory has the path now (none if it is gone;
+    /// the parent watch then waits for it to come back).
+    fn rearm(&mut self) {
+        let inotify = &self.fd.get_ref().0;
+        if let Some(old) = self.dir_wd.take() {
+            let _ = inotify.rm_watch(old);
+        }
+        self.dir_wd = inotify.add_watch(&self.dir, DIR_EVENTS).ok();
+        if self.parent_wd.is_none() {
+            if let Some(parent) = self.dir.parent() {
+                self.parent_wd = inotify.add_watch(parent, PARENT_EVENTS).ok();
+            }
         }
     }
 }
@@ -63,4 +149,58 @@ pub fn pidfd(pid: i32) -> Option<AsyncFd<OwnedFd>> {
 
 pub fn pidfd_supported() -> bool {
     pidfd(std::process::id() as i32).is_some()
+}
+
+/// One process pinned by a pidfd: once opened, the pid cannot name another process for as long
+/// as the handle lives, so an identity checked after opening stays true for every signal sent
+/// through it (no check-then-kill race with pid reuse).
+pub struct ProcessHandle {
+    fd: OwnedFd,
+}
+
+impl ProcessHandle {
+    /// `None` when there is no such process or pidfds are unsupported. Needs no runtime.
+    pub fn open(pid: i32) -> Option<ProcessHandle> {
+        let pid = Pid::from_raw(pid)?;
+        let fd = pidfd_open(pid, PidfdFlags::NONBLOCK).ok()?;
+        Some(ProcessHandle { fd })
+    }
+
+    /// Sends `signal` to this very process (`pidfd_send_signal`); false once it has exited.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) -> bool {
+        // rustix takes its own Signal type; the numbers are the kernel's.
+        let Some(signal) = rustix::process::Signal::from_named_raw(signal as i32) else {
+            return false;
+        };
+        rustix::process::pidfd_send_signal(&self.fd, signal).is_ok()
+    }
+
+    /// Resolves when the process exits (it is then a zombie or gone). Must be awaited within a
+    /// tokio runtime; where the pidfd cannot be registered, it polls every 20 ms instead.
+    pub async fn exited(&self) {
+        // A duplicate of the pidfd names the same process and is owned by the registration.
+        // SAFETY: the duplicate is owned by the registration and stays open while it lives.
+        let registered = self
+            .fd
+            .try_clone()
+            .ok()
+            .and_then(|fd| unsafe { AsyncFd::register(fd).ok() });
+        match registered {
+            Some(fd) => {
+                let _ = fd.readable().await;
+            }
+            None => loop {
+                let mut poll = [rustix::event::PollFd::new(
+                    &self.fd,
+                    rustix::event::PollFlags::IN,
+                )];
+                if rustix::event::poll(&mut poll, Some(&rustix::time::Timespec::default()))
+                    .is_ok_and(|n| n > 0)
+                {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            },
+        }
+    }
 }

@@ -118,7 +118,10 @@ impl Registry {
                     let identity = ProcessIdentity::parse_record(&content)
                         .filter(|id| id.pid == pid)
                         .unwrap_or_else(|| ProcessIdentity::pid_only(pid));
-                    (identity.liveness() == Liveness::Alive).then_some(pid)
+                    // Another machine's consumer (a shared network home) cannot be checked
+                    // from here: kept and counted, never pruned as dead.
+                    matches!(identity.liveness(), Liveness::Alive | Liveness::Foreign)
+                        .then_some(pid)
                 }
                 _ => None,
             };

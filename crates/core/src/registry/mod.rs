@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 pub use consumers::ConsumerMarker;
 pub use record::{js_number_value, RecordState, ServeInfo, ServeRecord};
 pub use start_failure::StartFailure;
-pub use sweep::{SweepPlan, SweepReport};
+pub use sweep::{Displaced, SweepPlan, SweepReport, UnverifiedRecord};
 
 use crate::pid_lock::{PidLock, PidLockError};
 use crate::retry::{CancelToken, RetryPolicy};
@@ -77,6 +77,9 @@ pub(crate) fn io_err<'a>(
     }
 }
 
+/// The environment variable that moves the default registry.
+pub const REGISTRY_ENV: &str = "QVAC_MANAGED_REGISTRY";
+
 /// The registry directory. Every path it hands out is inside it.
 #[derive(Clone, Debug)]
 pub struct Registry {
@@ -84,8 +87,15 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// `$HOME/.qvac/managed-serves`, as upstream (Node's `os.homedir()`, which honours $HOME).
+    /// `$QVAC_MANAGED_REGISTRY` when set (one registry per machine where the home directory is
+    /// shared between machines), else `$HOME/.qvac/managed-serves`, as upstream (Node's
+    /// `os.homedir()`, which honours $HOME).
     pub fn default_location() -> Result<Registry, RegistryError> {
+        if let Some(dir) = std::env::var_os(REGISTRY_ENV).filter(|d| !d.is_empty()) {
+            // Relative to the working directory, as the TS layer resolves it.
+            let dir = std::path::absolute(&dir).unwrap_or_else(|_| PathBuf::from(dir));
+            return Ok(Registry::at(dir));
+        }
         let home = std::env::var_os("HOME")
             .filter(|h| !h.is_empty())
             .map(PathBuf::from)
@@ -135,6 +145,25 @@ impl Registry {
     /// `<key>.log`: the runner's log.
     pub fn log_path(&self, key: &str) -> PathBuf {
         self.dir.join(format!("{key}.log"))
+    }
+
+    /// A private fleet's key (`reuse: false` or a pinned port): `<key>-priv-<pid>-<hex>`, used
+    /// by one provider once, so nothing of it is worth keeping after its runner ends.
+    pub fn is_private_key(key: &str) -> bool {
+        key.contains("-priv-")
+    }
+
+    /// Removes a fleet's runner logs (`<key>.log`, `<key>.log.1`) and last start failure: what a
+    /// private fleet's runner leaves when it ends (a failed start keeps them for its consumer).
+    pub fn remove_fleet_logs(&self, key: &str) {
+        let log = self.log_path(key);
+        for path in [
+            log.with_extension("log.1"),
+            log,
+            self.start_failure_path(key),
+        ] {
+            let _ = remove_file_if_present(&path);
+        }
     }
 
     /// One attempt at the spawn lock (0600, interoperable with upstream's).
@@ -217,8 +246,36 @@ mod tests {
             serve_start_time: None,
             runner_start_time: None,
             boot_id: None,
+            machine_id: None,
             models: Some(vec!["qwen3.5-9b".into()]),
         }
+    }
+
+    #[tokio::test]
+    async fn another_machines_record_is_never_swept_or_replaced() {
+        let (_home, reg) = registry();
+        // Its pids are dead here; on its own machine they may well run.
+        let mut foreign = record("2222222222222222", dead_pid(), dead_pid());
+        foreign.machine_id = Some("another-machine".into());
+        reg.write_record(&foreign).unwrap();
+        let report = reg.sweep().await.unwrap();
+        assert!(report.removed.is_empty(), "{report:?}");
+        assert_eq!(
+            vec![reg.record_path(&foreign.fleet_key)],
+            report.kept_untrusted
+        );
+        assert_eq!(
+            sweep::Displaced::OtherMachine("another-machine".into()),
+            reg.displace_record(&foreign.fleet_key, &foreign, std::time::Duration::ZERO)
+                .await
+        );
+        assert!(reg.record_path(&foreign.fleet_key).exists());
+        // A spawn lock held by a process of another machine is never taken over.
+        let mut holder = crate::process::ProcessIdentity::pid_only(dead_pid());
+        holder.machine = Some("another-machine".into());
+        fs::write(reg.lock_path("k"), holder.to_record()).unwrap();
+        let err = reg.try_spawn_lock("k").unwrap_err();
+        assert!(err.to_string().contains("on another machine"), "{err}");
     }
 
     #[test]
@@ -361,6 +418,7 @@ mod tests {
             output_tail: "boom\nline 2".into(),
             exit_code: Some(1),
             signal: None,
+            attempt: Some("4242.0badf00d".into()),
         };
         reg.write_start_failure("k", &failure).unwrap();
         assert_eq!(Some(failure.clone()), reg.read_start_failure("k").unwrap());
@@ -381,6 +439,16 @@ mod tests {
         assert_eq!("SERVE_SPAWN_FAILED", upstream.code);
         assert_eq!("qvac serve did not become healthy: x", upstream.message);
         assert_eq!((None, None), (upstream.exit_code, upstream.signal));
+        // Upstream's text names no attempt: the file's identity stands in, and a rewrite of the
+        // same text still reads as another failure.
+        let first = upstream.attempt.clone().expect("an attempt from the file");
+        assert!(first.starts_with("file:"));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let tmp = reg.dir().join("u.rewrite");
+        fs::write(&tmp, "qvac serve did not become healthy: x\n").unwrap();
+        fs::rename(&tmp, reg.start_failure_path("u")).unwrap();
+        let again = reg.read_start_failure("u").unwrap().unwrap();
+        assert_ne!(Some(first), again.attempt);
         reg.clear_start_failure("k").unwrap();
         assert_eq!(None, reg.read_start_failure("k").unwrap());
     }

@@ -40,6 +40,10 @@ pub struct ServeRecord {
     pub runner_start_time: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot_id: Option<String>,
+    /// The machine the serve and runner run on: a record written by another machine sharing
+    /// this registry is never taken for dead, swept or replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub models: Option<Vec<String>>,
 }
@@ -103,11 +107,36 @@ impl ServeRecord {
             .is_some_and(|cmdline| cmdline.contains(&self.fleet_key))
     }
 
+    /// The machine it was written on, when that is not this one.
+    pub fn other_machine(&self) -> Option<&str> {
+        let here = crate::platform::machine_id();
+        self.machine_id
+            .as_deref()
+            .filter(|recorded| here.as_deref().is_some_and(|h| h != *recorded))
+    }
+
+    /// The serve pid's command line names this record's config file and port: it is the serve
+    /// a runner started from this record (ours or upstream's pass both on argv), even when it
+    /// no longer answers. The only proof that lets a silent orphan be stopped.
+    pub fn serve_cmdline_proven(&self) -> bool {
+        if self.config_path.is_empty() || self.serve_pid <= 1 {
+            return false;
+        }
+        let port = format!("--port {}", self.port);
+        crate::platform::process_cmdline(self.serve_pid).is_some_and(|cmdline| {
+            cmdline.contains(&self.config_path)
+                && cmdline.match_indices(&port).any(|(at, _)| {
+                    !cmdline[at + port.len()..].starts_with(|c: char| c.is_ascii_digit())
+                })
+        })
+    }
+
     fn identity(&self, pid: i32, start_time: Option<u64>) -> ProcessIdentity {
         ProcessIdentity {
             pid,
             start_time,
             boot_id: self.boot_id.clone(),
+            machine: self.machine_id.clone(),
         }
     }
 

@@ -10,6 +10,8 @@
 //! ```
 //!
 //! The exit status is its own section, so the fields never have to be parsed out of the message.
+//! An `--- attempt ---` section names the start that failed (the id the starting consumer gave
+//! its runner): consumers judge a failure by the attempt it names, never by a timestamp.
 
 use std::fs;
 use std::io;
@@ -27,9 +29,13 @@ pub struct StartFailure {
     pub exit_code: Option<i32>,
     /// The signal that ended the serve (`SIGKILL`), when one did.
     pub signal: Option<String>,
+    /// The start that failed. Read from a file without one (upstream's), it is the file's own
+    /// identity (inode and change time), so a rewrite still reads as another failure.
+    pub attempt: Option<String>,
 }
 
 const EXIT_MARK: &str = "\n--- exit status ---\n";
+const ATTEMPT_MARK: &str = "\n--- attempt ---\n";
 const OUTPUT_MARK: &str = "\n--- serve output ---\n";
 
 impl StartFailure {
@@ -45,6 +51,10 @@ impl StartFailure {
                 self.signal.as_deref().unwrap_or("null")
             ));
         }
+        if let Some(attempt) = &self.attempt {
+            text.push_str(ATTEMPT_MARK);
+            text.push_str(attempt);
+        }
         if !self.output_tail.is_empty() {
             text.push_str(OUTPUT_MARK);
             text.push_str(&self.output_tail);
@@ -55,6 +65,10 @@ impl StartFailure {
     /// Parses our format; upstream's plain message becomes SERVE_SPAWN_FAILED.
     fn from_text(text: &str) -> StartFailure {
         let (head, output_tail) = text.split_once(OUTPUT_MARK).unwrap_or((text, ""));
+        let (head, attempt) = match head.split_once(ATTEMPT_MARK) {
+            Some((head, attempt)) => (head, Some(attempt.trim().to_owned())),
+            None => (head, None),
+        };
         let (head, status) = head.split_once(EXIT_MARK).unwrap_or((head, ""));
         let coded = head.split_once(": ").filter(|(code, _)| {
             !code.is_empty() && code.chars().all(|c| c.is_ascii_uppercase() || c == '_')
@@ -72,6 +86,7 @@ impl StartFailure {
             output_tail: output_tail.to_owned(),
             exit_code: field("code").and_then(|c| c.parse().ok()),
             signal: field("signal").map(str::to_owned),
+            attempt: attempt.filter(|a| !a.is_empty()),
         }
     }
 }
@@ -93,7 +108,16 @@ impl Registry {
         let path = self.start_failure_path(key);
         match fs::read_to_string(&path) {
             Ok(text) if text.trim().is_empty() => Ok(None),
-            Ok(text) => Ok(Some(StartFailure::from_text(&text))),
+            Ok(text) => {
+                let mut failure = StartFailure::from_text(&text);
+                if failure.attempt.is_none() {
+                    use std::os::unix::fs::MetadataExt;
+                    failure.attempt = fs::metadata(&path)
+                        .ok()
+                        .map(|m| format!("file:{}:{}.{}", m.ino(), m.ctime(), m.ctime_nsec()));
+                }
+                Ok(Some(failure))
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io_err("read", &path)(e)),
         }

@@ -3,11 +3,15 @@
 //! [`Registry::apply_sweep`] acts on a plan, re-checking each record just before removing it,
 //! since a new runner may have published in between.
 //!
-//! Orphans are handled as upstream 0.7.0 handles them: a record whose runner is provably dead
-//! while its serve still runs is probed on its own URL with its own key (keyless records
-//! anonymously); a serve that answers as ours is stopped (its group: SIGTERM, SIGKILL after a
-//! grace) and its record and temp config go. One that does not answer is left alone, record kept.
-//! Consumer markers are kept, so a respawned serve sees the consumers still alive.
+//! Orphans are handled as upstream 0.7.0 handles them, and a record that cannot be proven never
+//! blocks its fleet ([`Registry::displace_record`]): a record whose runner is gone (or is not
+//! provably its runner) while its serve pid runs is judged by what proves the serve ours — its
+//! command line naming the record's config and port, its recorded start time, or an answer on
+//! its own URL with its own key (keyless records anonymously). A serve proven ours is stopped
+//! (the pid, and its group when it leads one) and its record and temp config go. Anything else
+//! is never signalled: its record is moved aside to `<key>.<pid>.unverified` (listed by `ps`,
+//! `gc` and `doctor`, removed by a sweep once its processes are gone) and the fleet starts
+//! afresh. Consumer markers are kept, so a respawned serve sees the consumers still alive.
 
 use std::fs;
 use std::path::PathBuf;
@@ -40,8 +44,8 @@ pub enum Removal {
     EmptyConsumersDir(PathBuf),
     /// A spawn lock whose holder is provably dead.
     StaleLock(PathBuf),
-    /// A temp file (or marker staging directory) whose writer is dead, or an abandoned
-    /// runner-params file.
+    /// A temp file (or marker staging directory) whose writer is dead, an abandoned
+    /// runner-params file, or a moved-aside record whose processes are gone.
     Leftover(PathBuf),
 }
 
@@ -64,7 +68,7 @@ impl Removal {
     }
 }
 
-/// A record whose runner is provably dead while its serve still runs.
+/// A record whose runner is gone or not provably its runner, while its serve pid still runs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Orphan {
     pub key: String,
@@ -81,9 +85,9 @@ const ORPHAN_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SweepPlan {
     pub removals: Vec<Removal>,
-    /// Serves to probe and, if they answer as ours, stop.
+    /// Serves to prove ours and stop, or to move the record of aside.
     pub orphans: Vec<Orphan>,
-    /// Records kept because a process they name may be alive but the record is not trusted.
+    /// Records not trusted but owned by a live runner of ours (which restores them).
     pub kept_untrusted: Vec<PathBuf>,
     /// Records that do not parse; never removed (nothing proves their processes dead).
     pub corrupt: Vec<PathBuf>,
@@ -99,6 +103,42 @@ pub struct SweepReport {
     pub stopped_orphans: Vec<PathBuf>,
     pub kept_untrusted: Vec<PathBuf>,
     pub corrupt: Vec<PathBuf>,
+    /// Records moved aside by this sweep (their serve runs but could not be proven ours).
+    pub moved_aside: Vec<PathBuf>,
+}
+
+/// What became of a record that stood in a new serve's way.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Displaced {
+    /// Nothing it names runs any more, or only a stranger at its runner pid: it may be replaced.
+    Gone,
+    /// Its serve was proven ours and is stopped.
+    Stopped,
+    /// Its serve runs but could not be proven ours (or would not stop): never signalled, and
+    /// the record moved here so the fleet can start afresh.
+    MovedAside(PathBuf),
+    /// Its runner is alive and provably its runner: that runner owns (and restores) it.
+    LiveRunner,
+    /// Written on another machine sharing this registry: nothing about it can be checked here,
+    /// so it is left alone (the fix is one registry per machine).
+    OtherMachine(String),
+}
+
+/// A record moved aside (`<key>.<pid>.unverified`), as `ps`, `gc` and `doctor` list it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnverifiedRecord {
+    pub path: PathBuf,
+    pub fleet_key: String,
+    pub serve_pid: i32,
+    /// The serve pid still names a running process (which was never signalled).
+    pub serve_alive: bool,
+}
+
+impl UnverifiedRecord {
+    /// What a user runs to remove it, once they have looked at the pid.
+    pub fn removal_hint(&self) -> String {
+        format!("rm {}", crate::pid_lock::shell_quote(&self.path))
+    }
 }
 
 impl SweepPlan {
@@ -109,6 +149,7 @@ impl SweepPlan {
             stopped_orphans: self.orphans.iter().map(|o| o.path.clone()).collect(),
             kept_untrusted: self.kept_untrusted.clone(),
             corrupt: self.corrupt.clone(),
+            moved_aside: vec![],
         }
     }
 }
@@ -122,49 +163,116 @@ impl Registry {
         let plan = self.sweep_plan()?;
         let mut report = self.apply_sweep(&plan)?;
         for orphan in &plan.orphans {
-            match self.stop_orphan(orphan).await {
-                Some(removed) => {
+            match self
+                .displace_record(&orphan.key, &orphan.record, ORPHAN_GRACE)
+                .await
+            {
+                Displaced::Stopped => {
                     report.stopped_orphans.push(orphan.path.clone());
-                    report.removed.extend(removed);
+                    report.removed.extend(self.remove_stopped(orphan));
                 }
-                None => report.kept_untrusted.push(orphan.path.clone()),
+                Displaced::MovedAside(to) => report.moved_aside.push(to),
+                Displaced::LiveRunner | Displaced::OtherMachine(_) => {
+                    report.kept_untrusted.push(orphan.path.clone())
+                }
+                Displaced::Gone => {}
             }
         }
         Ok(report)
     }
 
-    /// Probes one orphan and, if it answers as ours, stops its group and removes its record and
-    /// temp config; the paths removed. `None` when it was left alone.
-    async fn stop_orphan(&self, orphan: &Orphan) -> Option<Vec<PathBuf>> {
-        let record = &orphan.record;
-        let key = (!record.api_key.is_empty()).then_some(record.api_key.as_str());
-        let url = format!("{}/models", record.base_url);
-        let status = crate::http::probe(&url, key, ORPHAN_PROBE_TIMEOUT)
-            .await
-            .ok()?;
-        if !(200..300).contains(&status) {
+    /// Clears the way for a new serve of `key` past `record` (not trusted, read from
+    /// `<key>.json`), as the module doc says: a serve proven ours is stopped, anything else is
+    /// never signalled and its record is moved aside.
+    pub async fn displace_record(
+        &self,
+        key: &str,
+        record: &ServeRecord,
+        grace: Duration,
+    ) -> Displaced {
+        if let Some(machine) = record.other_machine() {
+            return Displaced::OtherMachine(machine.to_owned());
+        }
+        if record.is_gone() {
+            return Displaced::Gone;
+        }
+        if record.runner_is_proven() {
+            return Displaced::LiveRunner;
+        }
+        let serve = record.serve_identity();
+        if serve.liveness() != Liveness::Alive {
+            return Displaced::Gone;
+        }
+        if serve_proven_ours(key, record).await {
+            tracing::warn!(fleet = %key, serve = record.serve_pid, "stopping an orphaned serve (its runner is gone)");
+            if crate::process::stop_process(&serve, grace).await {
+                return Displaced::Stopped;
+            }
+            tracing::error!(fleet = %key, serve = record.serve_pid, "the orphaned serve did not stop; moving its record aside");
+        }
+        match self.move_aside(key, record) {
+            Some(to) => {
+                tracing::warn!(fleet = %key, serve = record.serve_pid, to = %to.display(), "a record names a running serve that cannot be proven ours; moved it aside and left the process alone");
+                Displaced::MovedAside(to)
+            }
+            // Gone or replaced meanwhile: nothing stands in the way any more.
+            None => Displaced::Gone,
+        }
+    }
+
+    /// Renames `<key>.json` to `<key>.<pid>.unverified` if it still holds `record`.
+    fn move_aside(&self, key: &str, record: &ServeRecord) -> Option<PathBuf> {
+        let from = self.record_path(key);
+        if !holds_record(&from, record) {
             return None;
         }
-        tracing::warn!(fleet = %orphan.key, serve = record.serve_pid, "stopping an orphaned serve (its runner is gone)");
-        // A detached serve leads its own process group.
-        crate::process::stop_group(record.serve_pid, ORPHAN_GRACE).await;
-        // Only the record we judged goes: a runner may have published a new one meanwhile.
-        let still_same = fs::read_to_string(&orphan.path)
-            .ok()
-            .and_then(|text| serde_json::from_str::<ServeRecord>(&text).ok())
-            .is_some_and(|now| {
-                now.serve_pid == record.serve_pid && now.runner_pid == record.runner_pid
-            });
+        let to = self.unverified_path(key, record.serve_pid);
+        fs::rename(&from, &to).ok().map(|()| to)
+    }
+
+    fn unverified_path(&self, key: &str, serve_pid: i32) -> PathBuf {
+        self.dir()
+            .join(format!("{key}.{serve_pid}{UNVERIFIED_SUFFIX}"))
+    }
+
+    /// Records moved aside by [`displace_record`](Self::displace_record), oldest first by name.
+    pub fn unverified_records(&self) -> Result<Vec<UnverifiedRecord>, RegistryError> {
+        let entries = match fs::read_dir(self.dir()) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(io_err("list", self.dir())(e)),
+        };
+        let mut found: Vec<UnverifiedRecord> = entries
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name().to_str()?.to_owned();
+                let stem = name.strip_suffix(UNVERIFIED_SUFFIX)?;
+                let (key, pid) = stem.rsplit_once('.')?;
+                let serve_pid: i32 = pid.parse().ok()?;
+                Some(UnverifiedRecord {
+                    path: entry.path(),
+                    fleet_key: key.to_owned(),
+                    serve_pid,
+                    serve_alive: unverified_serve(&entry.path()).is_some_and(|r| !r.is_gone()),
+                })
+            })
+            .collect();
+        found.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(found)
+    }
+
+    /// After an orphan was stopped: its record (if still the one judged) and temp config go.
+    fn remove_stopped(&self, orphan: &Orphan) -> Vec<PathBuf> {
         let mut removed = vec![];
-        if still_same && fs::remove_file(&orphan.path).is_ok() {
+        if holds_record(&orphan.path, &orphan.record) && fs::remove_file(&orphan.path).is_ok() {
             removed.push(orphan.path.clone());
         }
-        if let Some(dir) = owned_temp_config_dir(&record.config_path) {
+        if let Some(dir) = owned_temp_config_dir(&orphan.record.config_path) {
             if fs::remove_dir_all(&dir).is_ok() {
                 removed.push(dir);
             }
         }
-        Some(removed)
+        removed
     }
 
     /// What [`sweep`](Self::sweep) would remove, removing nothing.
@@ -197,14 +305,22 @@ impl Registry {
                         config_dir,
                     });
                 }
-                RecordState::Untrusted(record, _) if is_orphan(&key, &record) => {
+                RecordState::Untrusted(record, _)
+                    if record.runner_is_proven() || record.other_machine().is_some() =>
+                {
+                    plan.kept_untrusted.push(path)
+                }
+                RecordState::Untrusted(record, _)
+                    if record.serve_identity().liveness() == Liveness::Alive =>
+                {
                     plan.orphans.push(Orphan {
                         key,
                         path,
                         record: *record,
                     });
                 }
-                RecordState::Untrusted(..) => plan.kept_untrusted.push(path),
+                // Only a stranger at its runner pid: replaced when its fleet next starts.
+                RecordState::Untrusted(..) => {}
             }
         }
         let dead_records: Vec<&str> = plan
@@ -233,11 +349,7 @@ impl Registry {
                 if PidLock::inspect(&path)?.is_some_and(|h| h.is_stale()) {
                     rest.push(Removal::StaleLock(path));
                 }
-            } else if temp_writer_pid(&name).is_some_and(|pid| {
-                pid > 1 && ProcessIdentity::pid_only(pid).liveness().is_provably_dead()
-            }) || (name.ends_with(".runner-params.json")
-                && older_than(&path, RUNNER_PARAMS_STALE))
-            {
+            } else if is_leftover(&name, &path) {
                 rest.push(Removal::Leftover(path));
             }
         }
@@ -253,6 +365,7 @@ impl Registry {
             stopped_orphans: vec![],
             kept_untrusted: plan.kept_untrusted.clone(),
             corrupt: plan.corrupt.clone(),
+            moved_aside: vec![],
         };
         for removal in &plan.removals {
             match removal {
@@ -305,13 +418,51 @@ impl Registry {
     }
 }
 
-/// Its runner is provably dead, its serve runs, and its shape is sound enough to probe.
-fn is_orphan(key: &str, record: &ServeRecord) -> bool {
-    let runner = record.runner_identity().liveness();
-    let runner_dead = runner.is_provably_dead() || runner == Liveness::Invalid;
-    runner_dead
-        && record.serve_identity().liveness() == Liveness::Alive
-        && record.check_shape_keyless(key).is_ok()
+/// A file no live process needs: a moved-aside record whose processes are gone, a temp file (or
+/// marker staging directory) of a dead writer, or an abandoned runner-params file.
+fn is_leftover(name: &str, path: &std::path::Path) -> bool {
+    if name.ends_with(UNVERIFIED_SUFFIX) {
+        return unverified_serve(path).is_none_or(|record| record.is_gone());
+    }
+    temp_writer_pid(name)
+        .is_some_and(|pid| pid > 1 && ProcessIdentity::pid_only(pid).liveness().is_provably_dead())
+        || (name.ends_with(".runner-params.json") && older_than(path, RUNNER_PARAMS_STALE))
+}
+
+/// Moved-aside records end in this; not `.json`, so no reader of records (ours or upstream's)
+/// ever takes one for a live serve.
+const UNVERIFIED_SUFFIX: &str = ".unverified";
+
+/// The record a moved-aside file holds; `None` if it does not parse (then nothing it names is
+/// known, and it is removed).
+fn unverified_serve(path: &std::path::Path) -> Option<ServeRecord> {
+    serde_json::from_str(&fs::read_to_string(path).ok()?).ok()
+}
+
+/// `path` still holds `record` (same serve and runner): nobody replaced it since it was judged.
+fn holds_record(path: &std::path::Path, record: &ServeRecord) -> bool {
+    fs::read_to_string(path)
+        .ok()
+        .and_then(|text| serde_json::from_str::<ServeRecord>(&text).ok())
+        .is_some_and(|now| now.serve_pid == record.serve_pid && now.runner_pid == record.runner_pid)
+}
+
+/// What proves a running serve pid is the serve `record` names, not a stranger that reuses
+/// the pid: its command line (config path and port), its recorded start time, or an answer on
+/// its own URL with its own key (keyless records anonymously), as upstream probes.
+async fn serve_proven_ours(key: &str, record: &ServeRecord) -> bool {
+    if record.serve_cmdline_proven() || record.serve_start_time.is_some() {
+        return true;
+    }
+    if record.check_shape_keyless(key).is_err() {
+        // Its URL may point anywhere: never probed.
+        return false;
+    }
+    let api_key = (!record.api_key.is_empty()).then_some(record.api_key.as_str());
+    let url = format!("{}/models", record.base_url);
+    crate::http::probe(&url, api_key, ORPHAN_PROBE_TIMEOUT)
+        .await
+        .is_ok_and(|status| (200..300).contains(&status))
 }
 
 fn older_than(path: &std::path::Path, age: Duration) -> bool {
