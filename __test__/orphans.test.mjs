@@ -218,6 +218,20 @@ describe('orphaned serves', () => {
     assert.equal(res.status, 200);
   });
 
+  test('a keyless record whose pid was reused by a stranger, with some serve answering on its port: the stranger is never signalled', async (t) => {
+    const registry = new ManagedRegistry(join(tempDir(t), 'reg'));
+    // The serve that answers on the port lives under another pid than the record names.
+    const o = await orphan(t, registry, 'aaaaaaaaaaaaaab4', { keyless: true });
+    const stranger = spawn('sleep', ['60'], { stdio: 'ignore' });
+    t.after(() => stranger.kill('SIGKILL'));
+    const path = join(registry.dir, 'aaaaaaaaaaaaaab4.json');
+    writeFileSync(path, JSON.stringify({ ...o.record, servePid: stranger.pid, configPath: '/nonexistent/qvac.config.json' }), { mode: 0o600 });
+    const report = await registry.sweep();
+    assert.deepEqual(report.stoppedOrphans, []);
+    assertMovedAside(registry, 'aaaaaaaaaaaaaab4', stranger.pid, report);
+    assert.ok(running(o.pid), 'nor is the serve that answered');
+  });
+
   test('a record naming a silent stranger never blocks its fleet: moved aside, a fresh serve starts at once', async (t) => {
     const registryDir = join(tempDir(t), 'reg');
     const registry = new ManagedRegistry(registryDir);

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 
 import { ensureServe, validateManagedOptions } from '../dist/index.js';
-import { event, fixtures, privateTmp, spawnFixture, tempDir, withEnv } from './helpers.mjs';
+import { deadPid, event, fixtures, privateTmp, spawnFixture, tempDir, waitFor, withEnv } from './helpers.mjs';
 
 const fakeServe = join(fixtures, 'fake-serve.mjs');
 
@@ -56,6 +56,39 @@ describe('one start per failure', () => {
     t.after(() => serve.release());
     assert.equal(starts(), 3);
     assert.equal(existsSync(join(registryDir, `${serve.fleetKey}.error`)), false, 'a healthy start clears the failure');
+  });
+});
+
+describe('interop while a start runs', () => {
+  test("the previous start's failure does not outlive the next start's first moments (upstream waiters spin while one exists)", async (t) => {
+    const { registryDir, options, starts } = setup(t, { FAKE_SERVE_START_DELAY_MS: '4000' });
+    const key = validateManagedOptions(options).fleetKey;
+    mkdirSync(registryDir, { recursive: true, mode: 0o700 });
+    const error = join(registryDir, `${key}.error`);
+    writeFileSync(error, 'SERVE_EXITED: an earlier start failed\n--- attempt ---\n1.0000000000000001', { mode: 0o600 });
+    const attach = ensureServe(options, { registryDir, graceMs: 300 });
+    attach.catch(() => {});
+    await waitFor(() => starts() === 1, 20_000, 'the new start is under way');
+    await waitFor(() => !existsSync(error), 10_000, 'the old failure removed');
+    assert.equal(existsSync(join(registryDir, `${key}.json`)), false, 'while the start is still running');
+    const serve = await attach;
+    t.after(() => serve.release());
+    assert.equal(starts(), 1);
+  });
+
+  test("another machine's record (a shared network home) fails at once with what to do; nothing is started", async (t) => {
+    const { registryDir, options, starts } = setup(t);
+    const key = validateManagedOptions(options).fleetKey;
+    mkdirSync(registryDir, { recursive: true, mode: 0o700 });
+    const record = {
+      fleetKey: key, apiKey: 'k'.repeat(43), servePid: await deadPid(), runnerPid: await deadPid(), port: 41999, host: '127.0.0.1',
+      baseURL: 'http://127.0.0.1:41999/v1', configPath: '/nonexistent/qvac.config.json', startedAt: new Date().toISOString(),
+      idleTimeoutMs: 300000, machineId: 'another-machine-0000'
+    };
+    writeFileSync(join(registryDir, `${key}.json`), JSON.stringify(record), { mode: 0o600 });
+    await assert.rejects(ensureServe(options, { registryDir, graceMs: 300 }), (e) => e.code === 'SERVE_SPAWN_FAILED' && /another machine/.test(e.message) && /QVAC_MANAGED_REGISTRY/.test(e.message));
+    assert.equal(starts(), 0, 'no serve started');
+    assert.equal(JSON.parse(readFileSync(join(registryDir, `${key}.json`), 'utf8')).machineId, 'another-machine-0000', 'its record left alone');
   });
 });
 

@@ -210,12 +210,20 @@ async fn attach_or_spawn(
         }
         let (holder, stealable_at) = match lock_state {
             Ok(lock) => {
-                if let Some(record) = usable(registry.read_record(fleet_key)?, avoid) {
+                let state = registry.read_record(fleet_key)?;
+                // Another machine's record (a shared network home) cannot be checked or
+                // replaced from here: say so now, before a start that could only fail.
+                if let RecordState::Untrusted(record, _) = &state {
+                    if let Some(machine) = record.other_machine() {
+                        return Err(EnsureError::Start(Box::new(
+                            registry.shared_with_other_machine(fleet_key, machine),
+                        )));
+                    }
+                }
+                if let Some(record) = usable(state, avoid) {
                     return Ok(attachment(fleet_key, record, marker, false));
                 }
-                let mut lock = lock;
-                let result =
-                    spawn_and_wait(registry, options, fleet_key, launch, deadline, &mut lock).await;
+                let result = spawn_and_wait(registry, options, fleet_key, launch, deadline).await;
                 drop(lock);
                 if result.is_err() {
                     // A runner that failed fast may have been handed the lock just before it
@@ -274,12 +282,12 @@ async fn attach_or_spawn(
     }
 }
 
-/// The URL a serve being started will have, as far as it is known (`?` for a port not yet chosen).
+/// The URL a serve being started will have, as far as it is known.
 fn pending_base_url(options: &ManagedOptions) -> String {
-    let port = options
-        .serve_port
-        .map_or_else(|| "<port not chosen yet>".to_owned(), |p| p.to_string());
-    format!("http://{}:{port}/v1", options.serve_host)
+    match options.serve_port {
+        Some(port) => format!("http://{}:{port}/v1", options.serve_host),
+        None => format!("{} (its port was not chosen yet)", options.serve_host),
+    }
 }
 
 /// How long a consumer waits for a live runner to restore a record that is not trusted.
@@ -390,12 +398,15 @@ async fn spawn_and_wait(
     fleet_key: &str,
     launch: &RunnerLaunch,
     deadline: Instant,
-    lock: &mut crate::pid_lock::PidLock,
 ) -> Result<ServeRecord, EnsureError> {
     // Armed before the runner starts, so its record or failure cannot slip past the wait.
     let mut wakeups = Wakeups::new(registry, fleet_key);
-    // The last failure stays until this attempt's outcome replaces it: consumers waiting on an
-    // earlier attempt must still find it.
+    // The last failure stays a moment, for consumers that waited on the attempt that wrote it
+    // (woken by inotify, they read it within milliseconds), then goes: upstream 0.7.0 waiters
+    // return at once while any `<key>.error` exists and would retry without a pause meanwhile.
+    let mut old_failure = registry
+        .start_failure_file(fleet_key)
+        .map(|file| (file, Instant::now() + OLD_FAILURE_GRACE));
     let attempt = format!("{}.{:016x}", std::process::id(), fastrand::u64(..));
     let mut api_key = [0u8; 32];
     getrandom::fill(&mut api_key).map_err(|e| EnsureError::Runner {
@@ -445,14 +456,9 @@ async fn spawn_and_wait(
         }
     };
     let runner_identity = ProcessIdentity::of(runner_pid);
-    // The runner owns the start from here and takes the spawn lock over from us before it starts
-    // the serve; handing it over too covers a runner that has not done so yet (either way the
-    // lock names a live process, and nobody starts a second serve beside it).
-    if let Some(runner) = &runner_identity {
-        if let Err(err) = lock.transfer_to(runner, 0o600) {
-            tracing::warn!(%err, "could not hand the spawn lock to the runner");
-        }
-    }
+    // The runner owns the start from here: it takes the spawn lock over from us (under the
+    // directory guard, while it still names us, or if we let go of it) before it starts the
+    // serve, so the lock always names a live process and nobody starts a second serve beside it.
     let own_failure = || -> Result<Option<StartFailure>, EnsureError> {
         Ok(registry
             .read_start_failure(fleet_key)?
@@ -496,9 +502,19 @@ async fn spawn_and_wait(
                 timeout_ms: options.serve_start_timeout.as_millis() as u64,
             });
         }
-        wakeups.next(Some(runner_pid), deadline).await;
+        let until = old_failure.map_or(deadline, |(_, at)| at.min(deadline));
+        wakeups.next(Some(runner_pid), until).await;
+        if let Some((file, at)) = old_failure {
+            if Instant::now() >= at {
+                registry.clear_start_failure_file(fleet_key, file);
+                old_failure = None;
+            }
+        }
     }
 }
+
+/// How long a new start leaves the previous start's failure in place (see `spawn_and_wait`).
+const OLD_FAILURE_GRACE: Duration = Duration::from_millis(500);
 
 /// Waits (bounded) for `process` to be provably gone.
 async fn wait_until_gone(process: &ProcessIdentity, bound: Duration) {

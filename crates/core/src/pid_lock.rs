@@ -371,9 +371,10 @@ impl PidLock {
 
     /// Takes the lock over from `from` (the process that started us and holds it for us): the
     /// file is atomically replaced by one naming this process, under the same directory guard a
-    /// steal takes, and only while it still names `from` — alive or not. `Ok(None)` when it names
-    /// anyone else (someone proved `from` dead and took the lock first): the caller must not go
-    /// on as the owner. A lock already handed to us is adopted.
+    /// steal takes, and only while it still names `from` — alive or not — or is missing (`from`
+    /// let go of it, e.g. its caller gave up). `Ok(None)` when it names anyone else (someone
+    /// proved `from` dead and took the lock first): the caller must not go on as the owner. A
+    /// lock already handed to us is adopted.
     pub fn take_over_from(
         path: &Path,
         from: &ProcessIdentity,
@@ -399,6 +400,13 @@ impl PidLock {
                     fs::rename(temp.path(), path).map_err(io_err("take over", path))?;
                     Ok(Some(PidLock::owned(path, temp_id)))
                 }
+                // Released by the starter before we got here (it gave up): the start is ours
+                // to finish, so the lock is taken like a free one.
+                None => match fs::hard_link(temp.path(), path) {
+                    Ok(()) => Ok(Some(PidLock::owned(path, temp_id))),
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(None),
+                    Err(e) => Err(io_err("take over", path)(e)),
+                },
                 _ => Ok(None),
             };
         }
@@ -588,6 +596,13 @@ mod tests {
         );
         other.kill().unwrap();
         other.wait().unwrap();
+        // Released by the starter (it gave up): taken like a free lock.
+        fs::remove_file(&path).unwrap();
+        let lock = PidLock::take_over_from(&path, &starter, 0o600)
+            .unwrap()
+            .expect("a missing lock is ours to take");
+        assert!(PidLock::inspect(&path).unwrap().unwrap().is_alive());
+        drop(lock);
     }
 
     #[test]

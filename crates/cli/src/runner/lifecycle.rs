@@ -124,14 +124,8 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
                 Displaced::OtherMachine(machine) => {
                     tracing::error!(%machine, "the record belongs to a serve on another machine sharing this registry");
                     serve.stop(None).await;
-                    let failure = params.attempt_failure(StartFailure {
-                        code: "SERVE_SPAWN_FAILED".into(),
-                        message: format!(
-                            "{} belongs to a serve on another machine (machine id {machine}) that shares this registry directory, as a network home does; it cannot be checked or replaced from here. Give each machine its own registry: set QVAC_MANAGED_REGISTRY (or the registryDir option) to a local directory.",
-                            registry.record_path(&key).display()
-                        ),
-                        ..StartFailure::default()
-                    });
+                    let failure =
+                        params.attempt_failure(registry.shared_with_other_machine(&key, &machine));
                     let _ = registry.write_start_failure(&key, &failure);
                     drop(handed_over);
                     return RunnerExit::StartFailed;

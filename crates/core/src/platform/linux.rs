@@ -135,8 +135,10 @@ pub fn process_cmdline(pid: i32) -> Option<String> {
     )
 }
 
-/// This machine's id (`/etc/machine-id`, else D-Bus's copy, else the host name): what tells a
-/// process recorded on another machine sharing the registry (a network home) from ours.
+/// This machine's id (`/etc/machine-id`, else D-Bus's copy): what tells a process recorded on
+/// another machine sharing the registry (a network home) from ours. `None` where neither exists
+/// (many containers): a host name is no stand-in, since a renamed host or a new container would
+/// then read every earlier record of its own as another machine's, forever.
 pub fn machine_id() -> Option<String> {
     static MACHINE_ID: OnceLock<Option<String>> = OnceLock::new();
     MACHINE_ID
@@ -146,10 +148,6 @@ pub fn machine_id() -> Option<String> {
                 .find_map(|path| {
                     let id = std::fs::read_to_string(path).ok()?.trim().to_owned();
                     (!id.is_empty()).then_some(id)
-                })
-                .or_else(|| {
-                    let name = nix::unistd::gethostname().ok()?.into_string().ok()?;
-                    (!name.is_empty()).then(|| format!("host:{name}"))
                 })
         })
         .clone()

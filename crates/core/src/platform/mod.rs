@@ -40,10 +40,9 @@ mod fallback {
         None
     }
 
-    /// The host name stands in for a machine id (untested platforms).
+    /// No stable machine id known here (untested platforms): records name no machine.
     pub fn machine_id() -> Option<String> {
-        let name = nix::unistd::gethostname().ok()?.into_string().ok()?;
-        (!name.is_empty()).then(|| format!("host:{name}"))
+        None
     }
 
     pub fn flock_holder_pid(_file: &File) -> Option<i32> {

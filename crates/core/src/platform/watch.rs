@@ -24,6 +24,8 @@ const DIR_EVENTS: AddWatchFlags = AddWatchFlags::IN_CREATE
     .union(AddWatchFlags::IN_MOVED_FROM)
     .union(AddWatchFlags::IN_MOVED_TO)
     .union(AddWatchFlags::IN_CLOSE_WRITE)
+    // Appends to a log (`logs --follow`); others filter by name and look again.
+    .union(AddWatchFlags::IN_MODIFY)
     .union(AddWatchFlags::IN_DELETE_SELF)
     .union(AddWatchFlags::IN_MOVE_SELF);
 /// On the parent, only what replaces or removes the watched directory's own entry.
@@ -153,54 +155,90 @@ pub fn pidfd_supported() -> bool {
 
 /// One process pinned by a pidfd: once opened, the pid cannot name another process for as long
 /// as the handle lives, so an identity checked after opening stays true for every signal sent
-/// through it (no check-then-kill race with pid reuse).
+/// through it (no check-then-kill race with pid reuse). Where pidfds are unavailable (kernels
+/// before 5.3, a seccomp filter), it falls back to the pid itself: signals by `kill` and exits
+/// seen by polling, as on platforms without pidfds.
 pub struct ProcessHandle {
-    fd: OwnedFd,
+    pid: i32,
+    fd: Option<OwnedFd>,
 }
 
 impl ProcessHandle {
-    /// `None` when there is no such process or pidfds are unsupported. Needs no runtime.
+    /// `None` when there is no such process. Needs no runtime.
     pub fn open(pid: i32) -> Option<ProcessHandle> {
-        let pid = Pid::from_raw(pid)?;
-        let fd = pidfd_open(pid, PidfdFlags::NONBLOCK).ok()?;
-        Some(ProcessHandle { fd })
+        let raw = Pid::from_raw(pid)?;
+        match pidfd_open(raw, PidfdFlags::NONBLOCK) {
+            Ok(fd) => Some(ProcessHandle { pid, fd: Some(fd) }),
+            Err(rustix::io::Errno::SRCH) => None,
+            Err(_) => ProcessHandle::by_pid(pid),
+        }
     }
 
-    /// Sends `signal` to this very process (`pidfd_send_signal`); false once it has exited.
+    /// The fallback: the process addressed by its pid alone.
+    pub(crate) fn by_pid(pid: i32) -> Option<ProcessHandle> {
+        (pid > 1 && crate::process::pid_exists(pid) == Some(true))
+            .then_some(ProcessHandle { pid, fd: None })
+    }
+
+    /// Sends `signal` to this very process (`pidfd_send_signal`, or `kill` without a pidfd);
+    /// false once it has exited.
     pub fn signal(&self, signal: nix::sys::signal::Signal) -> bool {
+        let Some(fd) = &self.fd else {
+            return nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid), signal).is_ok();
+        };
         // rustix takes its own Signal type; the numbers are the kernel's.
         let Some(signal) = rustix::process::Signal::from_named_raw(signal as i32) else {
             return false;
         };
-        rustix::process::pidfd_send_signal(&self.fd, signal).is_ok()
+        rustix::process::pidfd_send_signal(fd, signal).is_ok()
     }
 
     /// Resolves when the process exits (it is then a zombie or gone). Must be awaited within a
-    /// tokio runtime; where the pidfd cannot be registered, it polls every 20 ms instead.
+    /// tokio runtime; without a registered pidfd it looks every 20 ms instead.
     pub async fn exited(&self) {
         // A duplicate of the pidfd names the same process and is owned by the registration.
         // SAFETY: the duplicate is owned by the registration and stays open while it lives.
         let registered = self
             .fd
-            .try_clone()
-            .ok()
+            .as_ref()
+            .and_then(|fd| fd.try_clone().ok())
             .and_then(|fd| unsafe { AsyncFd::register(fd).ok() });
-        match registered {
-            Some(fd) => {
-                let _ = fd.readable().await;
-            }
-            None => loop {
-                let mut poll = [rustix::event::PollFd::new(
-                    &self.fd,
-                    rustix::event::PollFlags::IN,
-                )];
-                if rustix::event::poll(&mut poll, Some(&rustix::time::Timespec::default()))
-                    .is_ok_and(|n| n > 0)
-                {
-                    return;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            },
+        if let Some(fd) = registered {
+            let _ = fd.readable().await;
+            return;
         }
+        while !self.has_exited() {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    fn has_exited(&self) -> bool {
+        if let Some(fd) = &self.fd {
+            let mut poll = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
+            return rustix::event::poll(&mut poll, Some(&rustix::time::Timespec::default()))
+                .is_ok_and(|n| n > 0);
+        }
+        crate::process::pid_exists(self.pid) != Some(true)
+            || super::linux::process_is_zombie(self.pid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn without_a_pidfd_signals_and_exits_go_by_pid() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let handle = ProcessHandle::by_pid(child.id() as i32).unwrap();
+        assert!(handle.fd.is_none());
+        assert!(handle.signal(nix::sys::signal::Signal::SIGTERM));
+        tokio::time::timeout(std::time::Duration::from_secs(5), handle.exited())
+            .await
+            .expect("the exit is seen by polling");
+        child.wait().unwrap();
     }
 }

@@ -126,4 +126,32 @@ impl Registry {
     pub fn clear_start_failure(&self, key: &str) -> Result<(), RegistryError> {
         remove_file_if_present(&self.start_failure_path(key))
     }
+
+    /// The identity (inode) of `<key>.error` as it is now, to remove exactly that file later.
+    pub fn start_failure_file(&self, key: &str) -> Option<u64> {
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(self.start_failure_path(key))
+            .ok()
+            .map(|m| m.ino())
+    }
+
+    /// Removes `<key>.error` only if it is still the file `file` names: it is moved out of the
+    /// way first and looked at, and put back if a newer failure took its place meanwhile.
+    pub fn clear_start_failure_file(&self, key: &str, file: u64) {
+        use std::os::unix::fs::MetadataExt;
+        let path = self.start_failure_path(key);
+        let aside = self.dir().join(format!(
+            "{key}.error.{}.{:08x}.tmp",
+            std::process::id(),
+            fastrand::u32(..)
+        ));
+        if fs::rename(&path, &aside).is_err() {
+            return;
+        }
+        // A newer failure is put back unless an even newer one is there already.
+        let judged = fs::metadata(&aside).is_ok_and(|m| m.ino() == file);
+        if judged || crate::platform::rename_noreplace(&aside, &path).is_err() {
+            let _ = fs::remove_file(&aside);
+        }
+    }
 }

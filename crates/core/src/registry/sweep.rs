@@ -18,7 +18,9 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use super::record::{judge_record, owned_temp_config_dir};
-use super::{io_err, remove_file_if_present, RecordState, Registry, RegistryError, ServeRecord};
+use super::{
+    io_err, remove_file_if_present, RecordState, Registry, RegistryError, ServeRecord, StartFailure,
+};
 use crate::pid_lock::PidLock;
 use crate::private_file::temp_writer_pid;
 use crate::process::Liveness;
@@ -196,7 +198,9 @@ impl Registry {
         if record.is_gone() {
             return Displaced::Gone;
         }
-        if record.runner_is_proven() {
+        // A runner about to publish may have the pid an older record names (reused): that
+        // record's runner is not us, and is gone.
+        if record.runner_pid != std::process::id() as i32 && record.runner_is_proven() {
             return Displaced::LiveRunner;
         }
         let serve = record.serve_identity();
@@ -220,14 +224,37 @@ impl Registry {
         }
     }
 
-    /// Renames `<key>.json` to `<key>.<pid>.unverified` if it still holds `record`.
+    /// Why a start of `key` cannot go on: its record belongs to another machine sharing this
+    /// registry, and what to do about it.
+    pub fn shared_with_other_machine(&self, key: &str, machine: &str) -> StartFailure {
+        StartFailure {
+            code: "SERVE_SPAWN_FAILED".into(),
+            message: format!(
+                "{} belongs to a serve on another machine (machine id {machine}) that shares this registry directory, as a network home does; it cannot be checked or replaced from here. Give each machine its own registry: set QVAC_MANAGED_REGISTRY (or the registryDir option) to a local directory.",
+                self.record_path(key).display()
+            ),
+            ..StartFailure::default()
+        }
+    }
+
+    /// Renames `<key>.json` to `<key>.<pid>.unverified` if it holds `record`. The rename comes
+    /// first and the check after (a runner may publish in between): a record that turns out not
+    /// to be the one judged is put back, unless a newer one took its place (its runner restores
+    /// its own record either way).
     fn move_aside(&self, key: &str, record: &ServeRecord) -> Option<PathBuf> {
         let from = self.record_path(key);
         if !holds_record(&from, record) {
             return None;
         }
         let to = self.unverified_path(key, record.serve_pid);
-        fs::rename(&from, &to).ok().map(|()| to)
+        fs::rename(&from, &to).ok()?;
+        if holds_record(&to, record) {
+            return Some(to);
+        }
+        if crate::platform::rename_noreplace(&to, &from).is_err() {
+            let _ = fs::remove_file(&to);
+        }
+        None
     }
 
     fn unverified_path(&self, key: &str, serve_pid: i32) -> PathBuf {
@@ -448,14 +475,24 @@ fn holds_record(path: &std::path::Path, record: &ServeRecord) -> bool {
 }
 
 /// What proves a running serve pid is the serve `record` names, not a stranger that reuses
-/// the pid: its command line (config path and port), its recorded start time, or an answer on
-/// its own URL with its own key (keyless records anonymously), as upstream probes.
+/// the pid: its command line (config path and port), its recorded start time, or — the pid
+/// listening on the record's port — an answer on its own URL with its own key (keyless records
+/// anonymously), as upstream probes.
 async fn serve_proven_ours(key: &str, record: &ServeRecord) -> bool {
     if record.serve_cmdline_proven() || record.serve_start_time.is_some() {
         return true;
     }
     if record.check_shape_keyless(key).is_err() {
         // Its URL may point anywhere: never probed.
+        return false;
+    }
+    // An answer proves what listens on the port, not who has the pid: the listener must be the
+    // recorded pid (or in the group it leads), or a stranger that reuses the pid would be stopped.
+    let listener = crate::platform::tcp_listener_pid(record.port);
+    let listens = listener.is_some_and(|pid| {
+        pid == record.serve_pid || crate::platform::process_group_of(pid) == Some(record.serve_pid)
+    });
+    if !listens {
         return false;
     }
     let api_key = (!record.api_key.is_empty()).then_some(record.api_key.as_str());
