@@ -1,4 +1,4 @@
-// Regenerates crates/core/src/catalog/data.rs from the published @qvac/ai-sdk-provider package
+// Regenerates crates/core/src/managed/catalog/data.rs from the published @qvac/ai-sdk-provider package
 // (a devDependency): every SDK model constant with its endpoint category, and the public catalog
 // ids with the constant each maps to. Only what name lookups need is kept.
 //   node scripts/gen-catalog.mjs          write the file
@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const out = join(root, 'crates/core/src/catalog/data.rs');
+const out = join(root, 'crates/core/src/managed/catalog/data.rs');
 const pkgName = '@qvac/ai-sdk-provider';
 const require = createRequire(import.meta.url);
 const { version } = require(`${pkgName}/package.json`);

@@ -3,15 +3,14 @@
 
 use std::fs;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
-use nix::sys::signal::Signal;
 use qvac_managed_core::consumer_watch::ConsumerWatch;
 use qvac_managed_core::dir_watch::DirWatch;
 use qvac_managed_core::options::millis_saturating;
+use qvac_managed_core::platform::{self, Signal};
 use qvac_managed_core::registry::{
     js_number_value, RecordState, Registry, ServeInfo, UnverifiedRecord,
 };
@@ -174,7 +173,7 @@ pub fn stop(registry: &Registry, fleet: Option<&str>, all: bool) -> CommandResul
         }
         // Through a pidfd opened before the identity is re-checked: the pid signalled is the
         // runner proven above, even if it exited and the pid was reused in between.
-        if !record.runner_identity().signal(Signal::SIGTERM) {
+        if !record.runner_identity().signal(Signal::Term) {
             println!("{}: already gone", serve.fleet_key);
             continue;
         }
@@ -418,7 +417,7 @@ impl FollowedLog {
         Ok(FollowedLog {
             path,
             file,
-            id: (meta.dev(), meta.ino()),
+            id: platform::file_identity(&meta),
             pos: 0,
         })
     }
@@ -431,7 +430,7 @@ impl FollowedLog {
         self.drain(out)?;
         // A new file at the path (rotated): the rest of the old one, then the new one.
         if let Ok(meta) = fs::metadata(&self.path) {
-            if (meta.dev(), meta.ino()) != self.id {
+            if platform::file_identity(&meta) != self.id {
                 if let Ok(file) = fs::File::open(&self.path) {
                     self.drain(out)?;
                     *self = FollowedLog::new(self.path.clone(), file)?;

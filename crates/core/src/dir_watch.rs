@@ -8,12 +8,10 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::time::Duration;
 
-#[cfg(target_os = "linux")]
-use crate::platform::watch;
+use crate::platform::DirWatcher;
 
 pub struct DirWatch {
-    #[cfg(target_os = "linux")]
-    inotify: Option<watch::DirWatcher>,
+    inotify: Option<DirWatcher>,
     names: Vec<OsString>,
     fallback_poll: Duration,
 }
@@ -23,8 +21,7 @@ impl DirWatch {
     /// inotify is missing. Must be called within a tokio runtime.
     pub fn new(dir: &Path, names: &[String], fallback_poll: Duration) -> DirWatch {
         DirWatch {
-            #[cfg(target_os = "linux")]
-            inotify: watch::DirWatcher::new(dir),
+            inotify: DirWatcher::new(dir),
             names: names.iter().map(OsString::from).collect(),
             fallback_poll,
         }
@@ -32,15 +29,11 @@ impl DirWatch {
 
     /// True when changes arrive by event (not by the fallback poll).
     pub fn by_event(&self) -> bool {
-        #[cfg(target_os = "linux")]
-        return self.inotify.as_ref().is_some_and(watch::DirWatcher::armed);
-        #[cfg(not(target_os = "linux"))]
-        false
+        self.inotify.as_ref().is_some_and(DirWatcher::armed)
     }
 
     /// Resolves when one of the watched names (or the directory itself) may have changed.
     pub async fn changed(&mut self) {
-        #[cfg(target_os = "linux")]
         if let Some(inotify) = self.inotify.as_mut().filter(|w| w.armed()) {
             loop {
                 let names = inotify.next_events().await;

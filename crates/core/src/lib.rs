@@ -3,25 +3,25 @@
 //! Nothing here knows about Node: the napi binding at the workspace root converts types and
 //! maps errors, the `qvac-managed` binary drives the runner. Every concept has one module.
 
-pub mod catalog;
-pub mod consumer;
-pub mod consumer_watch;
+//!
+//! Two products, two trees: [`managed`] (the shared serve) and [`primitives`] (what it is built
+//! on, exported on their own); beside them what both use ([`platform`], the only home of OS
+//! specifics, [`dir_watch`], [`http`], [`js_value`], [`options`], [`private_file`]). Every module
+//! is also reachable at the crate root by its own name.
+
 pub mod dir_watch;
-pub mod file_lock;
 pub mod http;
 pub mod js_value;
-pub mod launch;
-pub mod managed_options;
+pub mod managed;
 pub mod options;
-pub mod pid_lock;
-mod platform;
+pub mod platform;
+pub mod primitives;
 pub mod private_file;
-pub mod process;
-pub mod registry;
-pub mod retry;
-pub mod safety_net;
-pub mod serve_start;
-pub mod supervisor;
+
+pub use managed::{
+    catalog, consumer, consumer_watch, launch, managed_options, registry, serve_start,
+};
+pub use primitives::{file_lock, pid_lock, process, retry, safety_net, supervisor};
 
 pub use file_lock::{FileLock, FileLockError, LockMode};
 pub use pid_lock::{LockHolder, PidLock, PidLockError};

@@ -5,7 +5,6 @@
 
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// A complete, fsynced file beside its target, removed on drop unless it was renamed over (or
@@ -26,11 +25,9 @@ impl TempFile {
             fastrand::u32(..)
         ));
         let path = PathBuf::from(name);
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&path)?;
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        let mut file = crate::platform::with_create_mode(&mut options, mode).open(&path)?;
         let temp = TempFile {
             metadata: file.metadata()?,
             path,
@@ -74,11 +71,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 /// Creates `path` (which must not exist) with mode 0600 and writes `bytes`.
 pub fn create_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    let mut file = crate::platform::with_create_mode(&mut options, 0o600).open(path)?;
     file.write_all(bytes)
 }
 
@@ -94,7 +89,6 @@ pub fn temp_writer_pid(name: &str) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn atomic_writes_are_private_and_leave_no_temp() {
@@ -105,7 +99,7 @@ mod tests {
         assert_eq!("two", fs::read_to_string(&path).unwrap());
         assert_eq!(
             0o600,
-            fs::metadata(&path).unwrap().permissions().mode() & 0o777
+            crate::platform::mode_of(&fs::metadata(&path).unwrap())
         );
         assert_eq!(
             1,
@@ -126,7 +120,7 @@ mod tests {
             .unwrap()
             .to_owned();
         assert_eq!(Some(std::process::id() as i32), temp_writer_pid(&name));
-        assert_eq!(0o644, temp.metadata().permissions().mode() & 0o777);
+        assert_eq!(0o644, crate::platform::mode_of(temp.metadata()));
         let path = temp.path().to_owned();
         drop(temp);
         assert!(!path.exists(), "removed on drop");
@@ -146,7 +140,7 @@ mod tests {
         );
         assert_eq!(
             0o600,
-            fs::metadata(&path).unwrap().permissions().mode() & 0o777
+            crate::platform::mode_of(&fs::metadata(&path).unwrap())
         );
     }
 }

@@ -25,7 +25,8 @@ use qvac_managed_core::registry::{
 };
 use qvac_managed_core::retry::{CancelToken, RetryPolicy};
 use qvac_managed_core::serve_start::{start_serve, StartedServe};
-use tokio::signal::unix::{signal, SignalKind};
+
+use crate::platform::StopRequests;
 
 /// How a runner ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -46,8 +47,7 @@ pub enum RunnerExit {
 pub async fn run_serve(params: RunnerParams) -> RunnerExit {
     let registry = Registry::at(&params.registry_dir);
     let key = params.fleet_key.clone();
-    let mut sigterm = signal(SignalKind::terminate()).expect("signal handlers install");
-    let mut sigint = signal(SignalKind::interrupt()).expect("signal handlers install");
+    let mut stop_requests = StopRequests::install().expect("signal handlers install");
 
     // The spawn lock is ours before anything starts: taken over from the consumer that launched
     // us while it still names that consumer, dead or alive. If it names anyone else, the
@@ -76,8 +76,7 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
     };
     let started = tokio::select! {
         started = start_serve(&params) => started,
-        _ = sigterm.recv() => return RunnerExit::Signalled,
-        _ = sigint.recv() => return RunnerExit::Signalled,
+        _ = stop_requests.recv() => return RunnerExit::Signalled,
     };
     // An older consumer (no launcher in the params) hands the lock over itself.
     let handed_over = handed_over.or_else(|| PidLock::adopt(&lock_path).ok().flatten());
@@ -249,8 +248,7 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
                     restore_record(&registry, &record);
                 }
             }
-            _ = sigterm.recv() => break RunnerExit::Signalled,
-            _ = sigint.recv() => break RunnerExit::Signalled,
+            _ = stop_requests.recv() => break RunnerExit::Signalled,
             _ = watch.changed() => {}
             _ = sleep_until_deadline(idle_deadline) => {
                 if try_reap(&registry, &key, &record).await {

@@ -5,16 +5,13 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::process::ExitCode;
 
-use nix::unistd::setsid;
 use qvac_managed_core::launch::{announce_runner_pid, RunnerParams};
 use qvac_managed_core::registry::Registry;
 
-use crate::platform::{fork_single_threaded, Forked};
+use crate::platform::{self, fork_single_threaded, Forked};
 
 mod lifecycle;
 use lifecycle::RunnerExit;
@@ -47,7 +44,7 @@ pub fn run(params_path: &Path, foreground: bool) -> ExitCode {
                 return ExitCode::from(2);
             }
         }
-        let _ = setsid();
+        platform::new_session();
     }
     let registry = Registry::at(&params.registry_dir);
     let log_path = registry.log_path(&params.fleet_key);
@@ -65,7 +62,7 @@ pub fn run(params_path: &Path, foreground: bool) -> ExitCode {
         .with_writer(std::sync::Mutex::new(log))
         .init();
     std::panic::set_hook(Box::new(|info| tracing::error!(%info, "runner panicked")));
-    become_subreaper();
+    platform::become_subreaper();
     tracing::info!(fleet = %params.fleet_key, pid = std::process::id(), "runner started");
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -130,25 +127,14 @@ fn detach_stdio(log_path: &Path) {
     if fs::metadata(log_path).is_ok_and(|m| m.len() >= LOG_LIMIT) {
         let _ = fs::rename(log_path, log_path.with_extension("log.1"));
     }
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
+    let mut options = OpenOptions::new();
+    options.create(true).append(true);
+    let log = qvac_managed_core::platform::with_create_mode(&mut options, 0o600)
         .open(log_path)
         .or_else(|_| OpenOptions::new().write(true).open("/dev/null"));
     let null = OpenOptions::new().read(true).open("/dev/null");
     if let (Ok(log), Ok(null)) = (log, null) {
-        let _ = nix::unistd::dup2_stdin(&null);
-        let _ = nix::unistd::dup2_stdout(&log);
-        let _ = nix::unistd::dup2_stderr(&log);
+        platform::redirect_stdio(&null, &log);
         let _ = writeln!(&log, "--- runner log ---");
-        let _ = log.as_raw_fd();
     }
-}
-
-/// Orphaned grandchildren of the serve are re-parented to the runner, which reaps them while
-/// tearing the group down (Linux); elsewhere they go to init as usual.
-fn become_subreaper() {
-    #[cfg(target_os = "linux")]
-    let _ = nix::sys::prctl::set_child_subreaper(true);
 }

@@ -1,8 +1,31 @@
-//! OS specifics, one module per platform. Everything above this module is portable.
+//! OS specifics, one module per platform: the only place in this crate that names `nix`,
+//! `libc`, `rustix` or `std::os::*`. Everything above it is portable and uses the contract
+//! re-exported here: [`Signal`], process identity facts, [`ProcessHandle`], process groups,
+//! permission bits and file identities, directory watches.
 //!
-//! Linux is built and tested. Other Unix systems compile with the portable fallbacks below
-//! (no start time, no boot id, no flock holder lookup): liveness then rests on `kill(pid, 0)`
-//! alone, which cannot tell a reused pid from the original holder.
+//! `unix` holds what Linux and macOS share; `linux` (and `watch`, its event sources) is built
+//! and tested; `macos` (sysctl/proc_pidinfo identity, kqueue) is built and linked here and run
+//! only on macOS runners. Other Unix systems compile with the fallbacks below (no start time,
+//! no boot id, no flock holder lookup): liveness then rests on `kill(pid, 0)` alone, which
+//! cannot tell a reused pid from the original holder.
+
+/// The two ways we stop a process: ask (`Term`: SIGTERM) and force (`Kill`: SIGKILL).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    Term,
+    Kill,
+}
+
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+pub use unix::{
+    create_private_dir, create_private_dir_all, exit_signal, file_identity, home_of_current_user,
+    is_executable, own_process_group, pid_exists, private_dir_problem, reap_exited_children,
+    signal_child, signal_group, signal_name, with_create_mode,
+};
+#[cfg(all(unix, test))]
+pub use unix::{mode_of, set_mode, std_own_process_group};
 
 // The only modules of this crate allowed `unsafe` (see lib.rs); every block says why it is sound.
 #[cfg(target_os = "linux")]
@@ -18,7 +41,17 @@ pub use linux::{
     set_parent_death_signal, tcp_listener_pid,
 };
 #[cfg(target_os = "linux")]
-pub use watch::ProcessHandle;
+pub use watch::{DirWatcher, ExitWatch, ProcessHandle};
+
+#[cfg(target_os = "macos")]
+#[allow(unsafe_code)]
+mod macos;
+#[cfg(target_os = "macos")]
+pub use macos::{
+    boot_id, children_of, flock_holder_pid, machine_id, process_cmdline, process_group_alive,
+    process_group_of, process_is_zombie, process_start_time, rename_noreplace,
+    set_parent_death_signal, tcp_listener_pid, DirWatcher, ExitWatch, ProcessHandle,
+};
 
 /// `_exit(code)`: ends the process at once, skipping atexit handlers and destructors (the
 /// safety net uses it because the thread they would run on may be the stuck one).
@@ -28,7 +61,7 @@ pub fn exit_immediately(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 mod fallback {
     use std::fs::File;
 
@@ -95,8 +128,8 @@ mod fallback {
                 .then_some(ProcessHandle { pid })
         }
 
-        pub fn signal(&self, signal: nix::sys::signal::Signal) -> bool {
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid), signal).is_ok()
+        pub fn signal(&self, signal: super::Signal) -> bool {
+            super::signal_child(self.pid, signal)
         }
 
         pub async fn exited(&self) {
@@ -106,14 +139,48 @@ mod fallback {
         }
     }
 
+    /// No directory events here: callers poll.
+    pub struct DirWatcher;
+
+    impl DirWatcher {
+        pub fn new(_dir: &std::path::Path) -> Option<DirWatcher> {
+            None
+        }
+
+        pub fn armed(&self) -> bool {
+            false
+        }
+
+        pub async fn next_events(&mut self) -> Vec<Option<std::ffi::OsString>> {
+            std::future::pending().await
+        }
+    }
+
+    /// No exit events here: callers poll.
+    pub struct ExitWatch;
+
+    impl ExitWatch {
+        pub fn open(_pid: i32) -> Option<ExitWatch> {
+            None
+        }
+
+        pub fn supported() -> bool {
+            false
+        }
+
+        pub async fn exited(&self) {
+            std::future::pending().await
+        }
+    }
+
     /// Counts zombies too (no portable way to tell them apart).
     pub fn process_group_alive(pgid: i32) -> bool {
         nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), None).is_ok()
     }
 }
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
 pub use fallback::{
     boot_id, children_of, flock_holder_pid, machine_id, process_cmdline, process_group_alive,
     process_group_of, process_is_zombie, process_start_time, rename_noreplace,
-    set_parent_death_signal, tcp_listener_pid, ProcessHandle,
+    set_parent_death_signal, tcp_listener_pid, DirWatcher, ExitWatch, ProcessHandle,
 };

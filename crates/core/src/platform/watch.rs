@@ -153,6 +153,27 @@ pub fn pidfd_supported() -> bool {
     pidfd(std::process::id() as i32).is_some()
 }
 
+/// The exit of one process, as an event (a pidfd registered with tokio). Must be opened within
+/// a tokio runtime.
+pub struct ExitWatch(AsyncFd<OwnedFd>);
+
+impl ExitWatch {
+    /// `None` when there is no such process or pidfds are unavailable (callers then poll).
+    pub fn open(pid: i32) -> Option<ExitWatch> {
+        pidfd(pid).map(ExitWatch)
+    }
+
+    /// Whether exits can be watched by event here.
+    pub fn supported() -> bool {
+        pidfd_supported()
+    }
+
+    /// Resolves once the process has exited.
+    pub async fn exited(&self) {
+        let _ = self.0.readable().await;
+    }
+}
+
 /// One process pinned by a pidfd: once opened, the pid cannot name another process for as long
 /// as the handle lives, so an identity checked after opening stays true for every signal sent
 /// through it (no check-then-kill race with pid reuse). Where pidfds are unavailable (kernels
@@ -182,12 +203,12 @@ impl ProcessHandle {
 
     /// Sends `signal` to this very process (`pidfd_send_signal`, or `kill` without a pidfd);
     /// false once it has exited.
-    pub fn signal(&self, signal: nix::sys::signal::Signal) -> bool {
+    pub fn signal(&self, signal: super::Signal) -> bool {
         let Some(fd) = &self.fd else {
-            return nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid), signal).is_ok();
+            return super::signal_child(self.pid, signal);
         };
         // rustix takes its own Signal type; the numbers are the kernel's.
-        let Some(signal) = rustix::process::Signal::from_named_raw(signal as i32) else {
+        let Some(signal) = rustix::process::Signal::from_named_raw(signal.number()) else {
             return false;
         };
         rustix::process::pidfd_send_signal(fd, signal).is_ok()
@@ -235,7 +256,7 @@ mod tests {
             .unwrap();
         let handle = ProcessHandle::by_pid(child.id() as i32).unwrap();
         assert!(handle.fd.is_none());
-        assert!(handle.signal(nix::sys::signal::Signal::SIGTERM));
+        assert!(handle.signal(super::super::Signal::Term));
         tokio::time::timeout(std::time::Duration::from_secs(5), handle.exited())
             .await
             .expect("the exit is seen by polling");

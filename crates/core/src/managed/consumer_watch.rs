@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::dir_watch::DirWatch;
-#[cfg(target_os = "linux")]
-use crate::platform::watch as linux;
+use crate::platform::{self, ExitWatch};
 
 const FALLBACK_POLL: Duration = Duration::from_millis(100);
 
@@ -23,10 +22,7 @@ pub struct ConsumerWatch {
     dir: PathBuf,
     /// Markers added or removed.
     markers: DirWatch,
-    #[cfg(target_os = "linux")]
-    pidfds: HashMap<i32, tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>>,
-    #[cfg(not(target_os = "linux"))]
-    pidfds: HashMap<i32, ()>,
+    pidfds: HashMap<i32, ExitWatch>,
     /// Some tracked pid has no pidfd (unsupported, or it died before we opened one).
     unwatched_pids: bool,
 }
@@ -35,8 +31,7 @@ impl ConsumerWatch {
     /// Starts watching `dir` (created 0700 if missing; its parent must exist). Must be called
     /// within a tokio runtime.
     pub fn new(dir: &Path) -> ConsumerWatch {
-        use std::os::unix::fs::DirBuilderExt;
-        let _ = std::fs::DirBuilder::new().mode(0o700).create(dir);
+        let _ = platform::create_private_dir(dir);
         ConsumerWatch {
             dir: dir.to_owned(),
             markers: DirWatch::new(dir, &[], FALLBACK_POLL),
@@ -46,19 +41,9 @@ impl ConsumerWatch {
     }
 
     pub fn support(&self) -> WatchSupport {
-        #[cfg(target_os = "linux")]
-        {
-            WatchSupport {
-                inotify: self.markers.by_event(),
-                pidfd: linux::pidfd_supported(),
-            }
-        }
-        #[cfg(not(target_os = "linux"))]
-        {
-            WatchSupport {
-                inotify: false,
-                pidfd: false,
-            }
+        WatchSupport {
+            inotify: self.markers.by_event(),
+            pidfd: ExitWatch::supported(),
         }
     }
 
@@ -69,9 +54,8 @@ impl ConsumerWatch {
             if self.pidfds.contains_key(&pid) {
                 continue;
             }
-            #[cfg(target_os = "linux")]
-            if let Some(fd) = linux::pidfd(pid) {
-                self.pidfds.insert(pid, fd);
+            if let Some(watch) = ExitWatch::open(pid) {
+                self.pidfds.insert(pid, watch);
             }
         }
         self.unwatched_pids = self.pidfds.len() < pids.len();
@@ -79,7 +63,6 @@ impl ConsumerWatch {
 
     /// Resolves when the consumer set may have changed.
     pub async fn changed(&mut self) {
-        #[cfg(target_os = "linux")]
         {
             let ConsumerWatch {
                 markers,
@@ -94,7 +77,7 @@ impl ConsumerWatch {
                 if pidfds.is_empty() {
                     return std::future::pending::<()>().await;
                 }
-                let waits = pidfds.values().map(|fd| Box::pin(fd.readable()));
+                let waits = pidfds.values().map(|watch| Box::pin(watch.exited()));
                 let _ = futures_util::future::select_all(waits).await;
             };
             let poll = async {
@@ -110,8 +93,6 @@ impl ConsumerWatch {
                 _ = poll => {}
             }
         }
-        #[cfg(not(target_os = "linux"))]
-        self.markers.changed().await;
     }
 
     pub fn dir(&self) -> &Path {

@@ -8,7 +8,6 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -78,12 +77,9 @@ impl FileLock {
             fs::create_dir_all(parent).map_err(io_err("create the directory of"))?;
         }
         // std opens with O_CLOEXEC on every Unix: spawned children never inherit the lock.
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        let file = crate::platform::with_create_mode(&mut options, 0o600)
             .open(path)
             .map_err(io_err("open"))?;
         let attempt = match mode {

@@ -2,30 +2,20 @@
 //! another user or reachable by group/others is refused (never silently fixed) with the command
 //! that fixes it, because it holds the serves' API keys.
 
+use super::{io_err, Registry, RegistryError};
+use crate::platform;
 use std::fs;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-
-use super::{io_err, Registry, RegistryError};
 
 impl Registry {
     /// Creates the directory (0700) if missing; refuses one that another user owns, that is a
     /// symlink or not a directory, or that group/others can access.
     pub fn ensure_dir(&self) -> Result<(), RegistryError> {
         if let Some(parent) = self.dir.parent() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(parent)
-                .map_err(io_err("create", parent))?;
+            platform::create_private_dir_all(parent).map_err(io_err("create", parent))?;
         }
-        match fs::DirBuilder::new().mode(0o700).create(&self.dir) {
-            Ok(()) => {
-                // The umask may have narrowed more, never widened; set exactly 0700.
-                fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700))
-                    .map_err(io_err("set permissions of", &self.dir))?;
-                return Ok(());
-            }
+        match platform::create_private_dir(&self.dir) {
+            Ok(()) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(io_err("create", &self.dir)(e)),
         }
@@ -47,23 +37,9 @@ impl Registry {
                 format!("mv '{dir}' '{dir}.bak' (a new directory is created on next use)"),
             ));
         }
-        let me = nix::unistd::geteuid().as_raw();
-        if meta.uid() != me {
-            return Err(unsafe_dir(
-                format!(
-                    "it is owned by uid {}, not by this user (uid {me})",
-                    meta.uid()
-                ),
-                format!("chown {me} '{dir}' (or remove it)"),
-            ));
+        match platform::private_dir_problem(&self.dir, &meta) {
+            Some((reason, fix)) => Err(unsafe_dir(reason, fix)),
+            None => Ok(()),
         }
-        let mode = meta.mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(unsafe_dir(
-                format!("its mode is {mode:04o}, so other users can reach the serves' API keys"),
-                format!("chmod 700 '{dir}'"),
-            ));
-        }
-        Ok(())
     }
 }

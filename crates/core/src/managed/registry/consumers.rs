@@ -4,7 +4,6 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::{io_err, Registry, RegistryError};
@@ -68,13 +67,9 @@ impl Registry {
             me.pid,
             fastrand::u32(..)
         ));
-        let staged = fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&staging)
-            .and_then(|()| fs::set_permissions(&staging, fs::Permissions::from_mode(0o700)))
-            .and_then(|()| {
-                private_file::create_new(&staging.join(&name), me.to_record().as_bytes())
-            });
+        let staged = crate::platform::create_private_dir(&staging).and_then(|()| {
+            private_file::create_new(&staging.join(&name), me.to_record().as_bytes())
+        });
         if let Err(e) = staged {
             let _ = fs::remove_dir_all(&staging);
             return Err(io_err("write consumer marker", &path)(e));

@@ -18,14 +18,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::watch;
 
 use crate::http;
 use crate::options::{self, InvalidOption};
-use crate::platform;
+use crate::platform::{self, Signal};
 
 /// How readiness is decided.
 #[derive(Clone, Debug, PartialEq)]
@@ -156,9 +154,7 @@ pub struct ExitReport {
 impl ExitReport {
     /// The terminating signal's name (`SIGKILL`), as Node reports `signalCode`.
     pub fn signal_name(&self) -> Option<&'static str> {
-        self.signal
-            .and_then(|s| Signal::try_from(s).ok())
-            .map(Signal::as_str)
+        self.signal.and_then(platform::signal_name)
     }
 }
 
@@ -210,7 +206,7 @@ struct Shared {
 impl Shared {
     fn signal_group(&self, signal: Signal) {
         // The group is ours: created for this child. ESRCH means it is already gone.
-        let _ = killpg(Pid::from_raw(self.pgid), signal);
+        platform::signal_group(self.pgid, signal);
     }
 
     fn tail(&self) -> String {
@@ -238,8 +234,8 @@ impl Supervised {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
             .kill_on_drop(false);
+        platform::own_process_group(&mut command);
         if let Some(cwd) = &spec.cwd {
             command.current_dir(cwd);
         }
@@ -295,10 +291,7 @@ impl Supervised {
                 let _ = tokio::time::timeout(Duration::from_millis(200), reader).await;
             }
             let (code, signal) = match &status {
-                Ok(status) => {
-                    use std::os::unix::process::ExitStatusExt;
-                    (status.code(), status.signal())
-                }
+                Ok(status) => (status.code(), platform::exit_signal(status)),
                 Err(_) => (None, None),
             };
             let kind = if watcher_shared.timed_out.load(Ordering::SeqCst) {
@@ -339,7 +332,7 @@ impl Supervised {
             {
                 // Timed out: kill it at once, so the report comes within the timeout + a little.
                 ready_shared.timed_out.store(true, Ordering::SeqCst);
-                ready_shared.signal_group(Signal::SIGKILL);
+                ready_shared.signal_group(Signal::Kill);
             }
             let report = exit_for_ready
                 .wait_for(Option::is_some)
@@ -415,12 +408,12 @@ impl Supervised {
             if let Ok(mut kill_at) = self.shared.kill_at.lock() {
                 *kill_at = Some(Instant::now() + grace);
             }
-            self.shared.signal_group(Signal::SIGTERM);
+            self.shared.signal_group(Signal::Term);
         }
         match tokio::time::timeout(grace, self.exited()).await {
             Ok(report) => report,
             Err(_) => {
-                self.shared.signal_group(Signal::SIGKILL);
+                self.shared.signal_group(Signal::Kill);
                 self.exited().await
             }
         }
@@ -434,7 +427,7 @@ impl Supervised {
     pub fn kill_now(&self) {
         if self.exit.borrow().is_none() {
             self.shared.stop_requested.store(true, Ordering::SeqCst);
-            self.shared.signal_group(Signal::SIGKILL);
+            self.shared.signal_group(Signal::Kill);
         }
     }
 }
@@ -514,13 +507,10 @@ async fn reap_group(shared: &Shared) {
         let stopping = shared.stop_requested.load(Ordering::SeqCst);
         let kill_at = shared.kill_at.lock().ok().and_then(|k| *k);
         if !stopping || kill_at.is_none_or(|at| Instant::now() >= at) {
-            shared.signal_group(Signal::SIGKILL);
+            shared.signal_group(Signal::Kill);
         }
         // Members reparented to us (if we are a subreaper) would stay zombies otherwise.
-        let _ = nix::sys::wait::waitpid(
-            Pid::from_raw(-shared.pgid),
-            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
-        );
+        platform::reap_exited_children(Some(shared.pgid));
         if started.elapsed() > Duration::from_secs(30) {
             tracing::warn!(
                 pgid = shared.pgid,

@@ -8,11 +8,7 @@
 
 use std::time::Duration;
 
-use nix::errno::Errno;
-use nix::sys::signal::kill;
-use nix::unistd::Pid;
-
-use crate::platform;
+use crate::platform::{self, Signal};
 
 /// What a recorded identity says about the process now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,7 +116,7 @@ impl ProcessIdentity {
     /// Sends `signal` to this process only if it still is this process: through a pidfd opened
     /// before the identity is re-checked, so a pid reused in between is never signalled.
     /// False when it was not sent.
-    pub fn signal(&self, signal: nix::sys::signal::Signal) -> bool {
+    pub fn signal(&self, signal: Signal) -> bool {
         if self.pid <= 1 || self.pid == std::process::id() as i32 {
             return false;
         }
@@ -179,7 +175,6 @@ impl ProcessIdentity {
 /// the process signalled. Its exit is awaited on the pidfd; a group's other members, which
 /// have no pidfd of their own, are looked at every 10 ms once the leader is gone.
 pub async fn stop_process(process: &ProcessIdentity, grace: Duration) -> bool {
-    use nix::sys::signal::Signal;
     let pid = process.pid;
     if pid <= 1 || pid == std::process::id() as i32 {
         return false;
@@ -195,7 +190,7 @@ pub async fn stop_process(process: &ProcessIdentity, grace: Duration) -> bool {
     let send = |signal: Signal| {
         handle.signal(signal);
         if leads_group {
-            let _ = nix::sys::signal::killpg(Pid::from_raw(pid), signal);
+            platform::signal_group(pid, signal);
         }
     };
     let gone = || async {
@@ -204,11 +199,11 @@ pub async fn stop_process(process: &ProcessIdentity, grace: Duration) -> bool {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     };
-    send(Signal::SIGTERM);
+    send(Signal::Term);
     if tokio::time::timeout(grace, gone()).await.is_ok() {
         return true;
     }
-    send(Signal::SIGKILL);
+    send(Signal::Kill);
     tokio::time::timeout(KILL_WAIT, gone()).await.is_ok()
 }
 
@@ -227,17 +222,12 @@ pub async fn stop_adopted_children(grace: std::time::Duration) -> usize {
             }
             // Our child until we reap it below: its pid cannot be reused in between.
             _ => {
-                let _ = kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                platform::signal_child(pid, Signal::Kill);
             }
         }
     }
     // Reap them (we are their parent now), so none lingers as a zombie.
-    while let Ok(status) = nix::sys::wait::waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG))
-    {
-        if status == nix::sys::wait::WaitStatus::StillAlive {
-            break;
-        }
-    }
+    platform::reap_exited_children(None);
     children.len()
 }
 
@@ -247,25 +237,14 @@ pub async fn exited(pid: Option<i32>) {
     let Some(pid) = pid.filter(|&p| p > 1) else {
         return std::future::pending().await;
     };
-    #[cfg(target_os = "linux")]
-    if let Some(fd) = crate::platform::watch::pidfd(pid) {
-        let _ = fd.readable().await;
+    if let Some(watch) = platform::ExitWatch::open(pid) {
+        watch.exited().await;
         return;
     }
     tokio::time::sleep(std::time::Duration::from_millis(50)).await
 }
 
-/// `Some(true)` if a process has `pid` (EPERM counts), `Some(false)` if none, `None` for pids
-/// that must never be probed (0 and negatives address process groups).
-pub fn pid_exists(pid: i32) -> Option<bool> {
-    if pid <= 0 {
-        return None;
-    }
-    match kill(Pid::from_raw(pid), None) {
-        Ok(()) | Err(Errno::EPERM) => Some(true),
-        Err(_) => Some(false),
-    }
-}
+pub use platform::pid_exists;
 
 #[cfg(test)]
 mod tests {
@@ -302,7 +281,7 @@ mod tests {
         assert!(!elsewhere.liveness().is_provably_dead());
         let parsed = ProcessIdentity::parse_record(&elsewhere.to_record()).unwrap();
         assert_eq!(elsewhere, parsed);
-        assert!(!elsewhere.signal(nix::sys::signal::Signal::SIGCONT));
+        assert!(!elsewhere.signal(Signal::Term));
     }
 
     #[test]
@@ -345,18 +324,16 @@ mod tests {
         assert_ne!(Some(pid), platform::process_group_of(pid));
         let identity = ProcessIdentity::of(pid).unwrap();
         assert!(stop_process(&identity, Duration::from_secs(2)).await);
-        use std::os::unix::process::ExitStatusExt;
-        assert_eq!(Some(libc::SIGTERM), child.wait().unwrap().signal());
+        let ended_by = platform::exit_signal(&child.wait().unwrap());
+        assert_eq!(Some("SIGTERM"), ended_by.and_then(platform::signal_name));
     }
 
     #[tokio::test]
     async fn stops_a_group_that_ignores_sigterm_and_refuses_a_reused_pid() {
-        use std::os::unix::process::CommandExt;
-        let mut child = std::process::Command::new("sh")
-            .args(["-c", "trap '' TERM; sleep 30 & wait"])
-            .process_group(0)
-            .spawn()
-            .unwrap();
+        let mut command = std::process::Command::new("sh");
+        command.args(["-c", "trap '' TERM; sleep 30 & wait"]);
+        platform::std_own_process_group(&mut command);
+        let mut child = command.spawn().unwrap();
         let pid = child.id() as i32;
         std::thread::sleep(Duration::from_millis(100));
         let mut reused = ProcessIdentity::of(pid).unwrap();

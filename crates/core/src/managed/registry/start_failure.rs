@@ -17,7 +17,7 @@ use std::fs;
 use std::io;
 
 use super::{io_err, remove_file_if_present, Registry, RegistryError};
-use crate::private_file;
+use crate::{platform, private_file};
 
 /// The last start failure of a fleet.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -111,10 +111,15 @@ impl Registry {
             Ok(text) => {
                 let mut failure = StartFailure::from_text(&text);
                 if failure.attempt.is_none() {
-                    use std::os::unix::fs::MetadataExt;
-                    failure.attempt = fs::metadata(&path)
-                        .ok()
-                        .map(|m| format!("file:{}:{}.{}", m.ino(), m.ctime(), m.ctime_nsec()));
+                    failure.attempt = fs::metadata(&path).ok().map(|m| {
+                        let (dev, ino) = platform::file_identity(&m);
+                        let written = m
+                            .modified()
+                            .ok()
+                            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                            .map_or(0, |d| d.as_nanos());
+                        format!("file:{dev}:{ino}:{written}")
+                    });
                 }
                 Ok(Some(failure))
             }
@@ -127,18 +132,16 @@ impl Registry {
         remove_file_if_present(&self.start_failure_path(key))
     }
 
-    /// The identity (inode) of `<key>.error` as it is now, to remove exactly that file later.
-    pub fn start_failure_file(&self, key: &str) -> Option<u64> {
-        use std::os::unix::fs::MetadataExt;
+    /// The identity of `<key>.error` as it is now, to remove exactly that file later.
+    pub fn start_failure_file(&self, key: &str) -> Option<(u64, u64)> {
         fs::metadata(self.start_failure_path(key))
             .ok()
-            .map(|m| m.ino())
+            .map(|m| platform::file_identity(&m))
     }
 
     /// Removes `<key>.error` only if it is still the file `file` names: it is moved out of the
     /// way first and looked at, and put back if a newer failure took its place meanwhile.
-    pub fn clear_start_failure_file(&self, key: &str, file: u64) {
-        use std::os::unix::fs::MetadataExt;
+    pub fn clear_start_failure_file(&self, key: &str, file: (u64, u64)) {
         let path = self.start_failure_path(key);
         let aside = self.dir().join(format!(
             "{key}.error.{}.{:08x}.tmp",
@@ -149,7 +152,7 @@ impl Registry {
             return;
         }
         // A newer failure is put back unless an even newer one is there already.
-        let judged = fs::metadata(&aside).is_ok_and(|m| m.ino() == file);
+        let judged = fs::metadata(&aside).is_ok_and(|m| platform::file_identity(&m) == file);
         if judged || crate::platform::rename_noreplace(&aside, &path).is_err() {
             let _ = fs::remove_file(&aside);
         }

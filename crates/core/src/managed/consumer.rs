@@ -495,7 +495,7 @@ async fn spawn_and_wait(
         if Instant::now() >= deadline {
             // The runner enforces the start timeout itself; this is the backstop.
             if let Some(runner) = &runner_identity {
-                runner.signal(nix::sys::signal::Signal::SIGTERM);
+                runner.signal(crate::platform::Signal::Term);
             }
             return Err(EnsureError::Timeout {
                 base_url: pending_base_url(options),

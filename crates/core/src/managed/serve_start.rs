@@ -4,7 +4,6 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use crate::launch::RunnerParams;
@@ -131,13 +130,10 @@ pub fn resolve_serve_command_in(
 }
 
 pub fn find_on_path(name: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|dir| dir.join(name))
-            .find(|p| {
-                fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-            })
+            .find(|p| fs::metadata(p).is_ok_and(|m| crate::platform::is_executable(&m)))
     })
 }
 
@@ -190,7 +186,7 @@ impl ServeFiles {
                 "qvac-managed-{:012x}",
                 fastrand::u64(..) & 0xffff_ffff_ffff
             ));
-            match fs::DirBuilder::new().mode(0o700).create(&candidate) {
+            match crate::platform::create_private_dir(&candidate) {
                 Ok(()) => break candidate,
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e),
@@ -332,15 +328,14 @@ mod tests {
 
     #[test]
     fn serve_files_are_private_and_removed() {
-        use std::os::unix::fs::PermissionsExt;
         let files = ServeFiles::write("{\"serve\":{}}", "secret").unwrap();
         assert_eq!(
             0o700,
-            fs::metadata(&files.dir).unwrap().permissions().mode() & 0o777
+            crate::platform::mode_of(&fs::metadata(&files.dir).unwrap())
         );
         assert_eq!(
             0o600,
-            fs::metadata(&files.key_path).unwrap().permissions().mode() & 0o777
+            crate::platform::mode_of(&fs::metadata(&files.key_path).unwrap())
         );
         assert_eq!("secret", fs::read_to_string(&files.key_path).unwrap());
         let dir = files.dir.clone();

@@ -99,12 +99,7 @@ impl Registry {
         let home = std::env::var_os("HOME")
             .filter(|h| !h.is_empty())
             .map(PathBuf::from)
-            .or_else(|| {
-                nix::unistd::User::from_uid(nix::unistd::geteuid())
-                    .ok()
-                    .flatten()
-                    .map(|u| u.dir)
-            })
+            .or_else(crate::platform::home_of_current_user)
             .ok_or(RegistryError::NoHome)?;
         Ok(Registry::at(home.join(".qvac").join("managed-serves")))
     }
@@ -215,7 +210,6 @@ pub(crate) fn remove_file_if_present(path: &Path) -> Result<(), RegistryError> {
 mod tests {
     use super::*;
     use std::fs;
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     use std::path::PathBuf;
 
     fn registry() -> (tempfile::TempDir, Registry) {
@@ -282,14 +276,17 @@ mod tests {
     fn dir_is_created_0700_and_unsafe_dirs_are_refused() {
         let (_home, reg) = registry();
         reg.ensure_dir().unwrap();
-        assert_eq!(0o700, fs::metadata(reg.dir()).unwrap().mode() & 0o777);
-        fs::set_permissions(reg.dir(), fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(
+            0o700,
+            crate::platform::mode_of(&fs::metadata(reg.dir()).unwrap())
+        );
+        crate::platform::set_mode(reg.dir(), 0o755).unwrap();
         let err = reg.ensure_dir().unwrap_err();
         assert_eq!("REGISTRY_UNSAFE", err.code());
         assert!(err.to_string().contains("chmod 700"), "{err}");
         assert_eq!(
             0o755,
-            fs::metadata(reg.dir()).unwrap().mode() & 0o777,
+            crate::platform::mode_of(&fs::metadata(reg.dir()).unwrap()),
             "never loosened or fixed silently"
         );
     }
@@ -304,7 +301,10 @@ mod tests {
         assert!(fs::read_to_string(&path)
             .unwrap()
             .contains("\"idleTimeoutMs\": 300000,"));
-        assert_eq!(0o600, fs::metadata(&path).unwrap().mode() & 0o777);
+        assert_eq!(
+            0o600,
+            crate::platform::mode_of(&fs::metadata(&path).unwrap())
+        );
         assert_eq!(
             RecordState::Trusted(Box::new(rec.clone())),
             reg.read_record("aaaaaaaaaaaaaaaa").unwrap()
@@ -366,7 +366,10 @@ mod tests {
         let mut mine = reg.add_consumer(key).unwrap();
         assert!(mine.id().starts_with(&format!("{}.", std::process::id())));
         let dir = reg.consumers_dir(key);
-        assert_eq!(0o700, fs::metadata(&dir).unwrap().mode() & 0o777);
+        assert_eq!(
+            0o700,
+            crate::platform::mode_of(&fs::metadata(&dir).unwrap())
+        );
         fs::write(dir.join(format!("{}.deadbeef", dead_pid())), "").unwrap();
         fs::write(dir.join("garbage"), "").unwrap();
         assert_eq!(

@@ -16,7 +16,6 @@
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Read};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -216,8 +215,8 @@ struct FileId {
 impl FileId {
     fn of(meta: &fs::Metadata) -> Self {
         FileId {
-            dev: meta.dev(),
-            ino: meta.ino(),
+            dev: crate::platform::file_identity(meta).0,
+            ino: crate::platform::file_identity(meta).1,
         }
     }
 }
@@ -673,7 +672,6 @@ mod tests {
 
     #[test]
     fn clear_stale_removes_only_stale_files_and_mode_is_applied() {
-        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k.lock");
         fs::write(&path, format!("{}\n", dead_pid())).unwrap();
@@ -683,7 +681,7 @@ mod tests {
         let lock = PidLock::try_acquire_with_mode(&path, 0o600).unwrap();
         assert_eq!(
             0o600,
-            fs::metadata(&path).unwrap().permissions().mode() & 0o777
+            crate::platform::mode_of(&fs::metadata(&path).unwrap())
         );
         assert!(
             !PidLock::clear_stale(&path).unwrap(),

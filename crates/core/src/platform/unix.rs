@@ -1,0 +1,168 @@
+//! What every Unix (Linux and macOS) shares: signals by pid and by process group, `waitpid`,
+//! permission bits and owners, and the user's home directory. The per-OS modules add what differs
+//! (start times, zombies, event sources).
+
+use std::fs::{self, DirBuilder, Metadata, OpenOptions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::sys::signal as nix_signal;
+use nix::unistd::Pid;
+
+use super::Signal;
+
+impl Signal {
+    fn to_nix(self) -> nix_signal::Signal {
+        match self {
+            Signal::Term => nix_signal::Signal::SIGTERM,
+            Signal::Kill => nix_signal::Signal::SIGKILL,
+        }
+    }
+
+    /// The signal number, for `pidfd_send_signal`.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn number(self) -> i32 {
+        self.to_nix() as i32
+    }
+}
+
+/// `Some(true)` if a process has `pid` (EPERM counts), `Some(false)` if none, `None` for pids
+/// that must never be probed (0 and negatives address process groups).
+pub fn pid_exists(pid: i32) -> Option<bool> {
+    if pid <= 0 {
+        return None;
+    }
+    match nix_signal::kill(Pid::from_raw(pid), None) {
+        Ok(()) | Err(Errno::EPERM) => Some(true),
+        Err(_) => Some(false),
+    }
+}
+
+/// Signals `pid` itself. Only for a process whose pid cannot have been reused (our own child not
+/// yet reaped) or just proven (the pidfd-less fallback of [`super::ProcessHandle`]).
+pub fn signal_child(pid: i32, signal: Signal) -> bool {
+    pid > 1 && nix_signal::kill(Pid::from_raw(pid), signal.to_nix()).is_ok()
+}
+
+/// Signals every member of process group `pgid` (a group we made, or whose leader we proved).
+pub fn signal_group(pgid: i32, signal: Signal) -> bool {
+    pgid > 1 && nix_signal::killpg(Pid::from_raw(pgid), signal.to_nix()).is_ok()
+}
+
+/// Makes the child the leader of a new process group (its pid is the group id), so the whole
+/// tree it starts can be signalled together.
+pub fn own_process_group(command: &mut tokio::process::Command) {
+    command.process_group(0);
+}
+
+/// [`own_process_group`] for a `std` command (tests spawn with std).
+#[cfg(test)]
+pub fn std_own_process_group(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    command.process_group(0);
+}
+
+/// Reaps, without blocking, every exited child of ours (or, with `group`, of that group): a
+/// subreaper's adopted processes would stay zombies otherwise.
+pub fn reap_exited_children(group: Option<i32>) {
+    let target = Pid::from_raw(group.map_or(-1, |g| -g));
+    while let Ok(status) =
+        nix::sys::wait::waitpid(target, Some(nix::sys::wait::WaitPidFlag::WNOHANG))
+    {
+        if status == nix::sys::wait::WaitStatus::StillAlive {
+            break;
+        }
+    }
+}
+
+/// The signal that ended a child, if one did.
+pub fn exit_signal(status: &std::process::ExitStatus) -> Option<i32> {
+    use std::os::unix::process::ExitStatusExt;
+    status.signal()
+}
+
+/// `SIGKILL` for 9, as Node reports `signalCode`.
+pub fn signal_name(number: i32) -> Option<&'static str> {
+    nix_signal::Signal::try_from(number)
+        .ok()
+        .map(nix_signal::Signal::as_str)
+}
+
+/// Creates `dir` and any missing parents, each 0700 (before the umask).
+pub fn create_private_dir_all(dir: &Path) -> io::Result<()> {
+    DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+/// Creates `dir` (one level; the parent must exist) with exactly 0700: the umask may have
+/// narrowed it further, never widened it, and it is set exactly after.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    DirBuilder::new().mode(0o700).create(dir)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+}
+
+/// Why an existing directory is not private to this user (another owner; group or others may
+/// enter it), with the command that fixes it; `None` when it is.
+pub fn private_dir_problem(dir: &Path, meta: &Metadata) -> Option<(String, String)> {
+    let shown = dir.display();
+    let me = current_user();
+    if meta.uid() != me {
+        return Some((
+            format!(
+                "it is owned by uid {}, not by this user (uid {me})",
+                meta.uid()
+            ),
+            format!("chown {me} '{shown}' (or remove it)"),
+        ));
+    }
+    let mode = meta.mode() & 0o777;
+    (mode & 0o077 != 0).then(|| {
+        (
+            format!("its mode is {mode:04o}, so other users can reach the serves' API keys"),
+            format!("chmod 700 '{shown}'"),
+        )
+    })
+}
+
+/// A file anyone may run.
+pub fn is_executable(meta: &Metadata) -> bool {
+    meta.is_file() && meta.mode() & 0o111 != 0
+}
+
+/// Sets the permission bits of `path`.
+#[cfg(test)]
+pub fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+}
+
+/// The permission bits of a file.
+#[cfg(test)]
+pub fn mode_of(meta: &Metadata) -> u32 {
+    meta.mode() & 0o7777
+}
+
+/// `options` creating files with `mode` (before the umask).
+pub fn with_create_mode(options: &mut OpenOptions, mode: u32) -> &mut OpenOptions {
+    options.mode(mode)
+}
+
+/// What names one file on one filesystem (device, inode): a file replaced by another (even with
+/// the same content) has another identity.
+pub fn file_identity(meta: &Metadata) -> (u64, u64) {
+    (meta.dev(), meta.ino())
+}
+
+/// The effective user of this process.
+fn current_user() -> u32 {
+    nix::unistd::geteuid().as_raw()
+}
+
+/// The home directory of this process's user from the password database (when `$HOME` is
+/// unset).
+pub fn home_of_current_user() -> Option<PathBuf> {
+    nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .ok()
+        .flatten()
+        .map(|u| u.dir)
+}
