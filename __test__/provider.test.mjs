@@ -120,10 +120,12 @@ describe('createQvac managed mode', () => {
     await provider.close();
     await waitFor(() => !running(provider.pid), 10_000, 'reaped after close');
     const failed = await generateText({ model: provider(MODEL), prompt: 'x', maxRetries: 0 }).catch((e) => e);
-    // No silent respawn after close: the request goes to the closed serve's address and is refused.
+    // No silent respawn after close: the request goes to the closed serve's address and fails to
+    // connect there — refused, or (Bun, whose pool may still hold a keep-alive socket to the dead
+    // serve) reset.
     assert.ok(APICallError.isInstance(failed), `an APICallError, got ${failed?.name}: ${failed?.message}`);
     assert.equal(failed.url, `${closedBaseURL}/chat/completions`, 'sent to the closed serve, not a new one');
-    assert.equal(failed.cause?.code, 'ECONNREFUSED', `refused: ${failed.cause?.message}`);
+    assert.ok(['ECONNREFUSED', 'ECONNRESET'].includes(failed.cause?.code), `a failed connection: ${failed.cause?.code} ${failed.cause?.message}`);
     assert.equal(provider.baseURL, closedBaseURL, 'the getters still name the closed serve');
     assert.equal(registry().listServes().some((s) => s.servePid === provider.pid), false);
 

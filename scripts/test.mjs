@@ -2,7 +2,7 @@
 // the machine's Node (20+), Node 22 (devDependency) and Bun (devDependency), the fault suite, and
 // the installed-package suite (pack, install the tarballs without Rust, test there).
 // Usage: npm test            (everything)
-//        npm test -- --only=node20,bun   (a subset: check, cargo, node20, node22, bun, faults, installed)
+//        npm test -- --only=node20,bun   (a subset: check, targets, cargo, node20, node22, bun, faults, installed)
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -20,6 +20,9 @@ const testFiles = readdirSync(join(root, '__test__'))
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
 const steps = [
   ['check', 'npm', ['run', '--silent', 'check']],
+  // clippy -D warnings for the other targets in package.json (the cross toolchain is installed,
+  // once, into a cache outside the clone by scripts/setup-toolchains.mjs).
+  ['targets', machineNode, [join('scripts', 'check-targets.mjs')]],
   ['cargo', 'cargo', ['test', '-p', 'qvac-managed-core', '-p', 'qvac-managed-cli', '--quiet']],
   ['node20', machineNode, ['--test', '--test-concurrency=1', ...testFiles]],
   ['node22', bin('node'), ['--test', '--test-concurrency=1', ...testFiles]],
