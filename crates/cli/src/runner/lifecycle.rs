@@ -285,9 +285,7 @@ fn record_is_intact(registry: &Registry, record: &ServeRecord) -> bool {
 }
 
 fn read_own_record(registry: &Registry, record: &ServeRecord) -> Option<ServeRecord> {
-    fs::read_to_string(registry.record_path(&record.fleet_key))
-        .ok()
-        .and_then(|text| serde_json::from_str::<ServeRecord>(&text).ok())
+    ServeRecord::read_file(&registry.record_path(&record.fleet_key))
 }
 
 /// Puts the true record back when `<key>.json` was changed, corrupted or removed while the serve

@@ -142,9 +142,13 @@ impl DirWatcher {
 }
 
 /// A pidfd for `pid` (readable once the process exits), or `None` where unsupported.
-pub fn pidfd(pid: i32) -> Option<AsyncFd<OwnedFd>> {
+fn pidfd(pid: i32) -> Option<AsyncFd<OwnedFd>> {
     let pid = Pid::from_raw(pid)?;
-    let fd = pidfd_open(pid, PidfdFlags::NONBLOCK).ok()?;
+    register_pidfd(pidfd_open(pid, PidfdFlags::NONBLOCK).ok()?)
+}
+
+/// Registers a pidfd with tokio (within a runtime).
+fn register_pidfd(fd: OwnedFd) -> Option<AsyncFd<OwnedFd>> {
     // SAFETY: `fd` is owned by the registration and stays open for as long as it lives.
     unsafe { AsyncFd::register(fd).ok() }
 }
@@ -218,12 +222,11 @@ impl ProcessHandle {
     /// tokio runtime; without a registered pidfd it looks every 20 ms instead.
     pub async fn exited(&self) {
         // A duplicate of the pidfd names the same process and is owned by the registration.
-        // SAFETY: the duplicate is owned by the registration and stays open while it lives.
         let registered = self
             .fd
             .as_ref()
             .and_then(|fd| fd.try_clone().ok())
-            .and_then(|fd| unsafe { AsyncFd::register(fd).ok() });
+            .and_then(register_pidfd);
         if let Some(fd) = registered {
             let _ = fd.readable().await;
             return;

@@ -117,13 +117,23 @@ impl ProcessIdentity {
     /// before the identity is re-checked, so a pid reused in between is never signalled.
     /// False when it was not sent.
     pub fn signal(&self, signal: Signal) -> bool {
+        self.handle().is_ok_and(|handle| handle.signal(signal))
+    }
+
+    /// A handle on this very process: opened first, then the identity checked, so the handle
+    /// cannot name a process that reused the pid. Otherwise what the pid is now (`Invalid` for
+    /// pids 0, 1, negatives and our own, which are never signalled).
+    fn handle(&self) -> Result<platform::ProcessHandle, Liveness> {
         if self.pid <= 1 || self.pid == std::process::id() as i32 {
-            return false;
+            return Err(Liveness::Invalid);
         }
         let Some(handle) = platform::ProcessHandle::open(self.pid) else {
-            return false;
+            return Err(self.liveness());
         };
-        self.liveness() == Liveness::Alive && handle.signal(signal)
+        match self.liveness() {
+            Liveness::Alive => Ok(handle),
+            other => Err(other),
+        }
     }
 
     /// True when the record names this very process (same pid, same start).
@@ -176,16 +186,10 @@ impl ProcessIdentity {
 /// have no pidfd of their own, are looked at every 10 ms once the leader is gone.
 pub async fn stop_process(process: &ProcessIdentity, grace: Duration) -> bool {
     let pid = process.pid;
-    if pid <= 1 || pid == std::process::id() as i32 {
-        return false;
-    }
-    let Some(handle) = platform::ProcessHandle::open(pid) else {
-        return process.liveness().is_provably_dead();
+    let handle = match process.handle() {
+        Ok(handle) => handle,
+        Err(now) => return now.is_provably_dead(),
     };
-    match process.liveness() {
-        Liveness::Alive => {}
-        other => return other.is_provably_dead(),
-    }
     let leads_group = platform::process_group_of(pid) == Some(pid);
     let send = |signal: Signal| {
         handle.signal(signal);

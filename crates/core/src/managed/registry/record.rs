@@ -107,6 +107,12 @@ impl ServeRecord {
             .is_some_and(|cmdline| cmdline.contains(&self.fleet_key))
     }
 
+    /// The record a file holds, whatever its trust (`None` if it is missing or does not parse):
+    /// for comparing what is on disk with a record already judged.
+    pub fn read_file(path: &Path) -> Option<ServeRecord> {
+        serde_json::from_str(&fs::read_to_string(path).ok()?).ok()
+    }
+
     /// The machine it was written on, when that is not this one.
     pub fn other_machine(&self) -> Option<&str> {
         let here = crate::platform::machine_id();

@@ -280,7 +280,8 @@ impl Registry {
                     path: entry.path(),
                     fleet_key: key.to_owned(),
                     serve_pid,
-                    serve_alive: unverified_serve(&entry.path()).is_some_and(|r| !r.is_gone()),
+                    serve_alive: ServeRecord::read_file(&entry.path())
+                        .is_some_and(|r| !r.is_gone()),
                 })
             })
             .collect();
@@ -449,7 +450,8 @@ impl Registry {
 /// marker staging directory) of a dead writer, or an abandoned runner-params file.
 fn is_leftover(name: &str, path: &std::path::Path) -> bool {
     if name.ends_with(UNVERIFIED_SUFFIX) {
-        return unverified_serve(path).is_none_or(|record| record.is_gone());
+        // A file that does not parse names nothing known: removed.
+        return ServeRecord::read_file(path).is_none_or(|record| record.is_gone());
     }
     temp_writer_pid(name)
         .is_some_and(|pid| pid > 1 && ProcessIdentity::pid_only(pid).liveness().is_provably_dead())
@@ -460,17 +462,9 @@ fn is_leftover(name: &str, path: &std::path::Path) -> bool {
 /// ever takes one for a live serve.
 const UNVERIFIED_SUFFIX: &str = ".unverified";
 
-/// The record a moved-aside file holds; `None` if it does not parse (then nothing it names is
-/// known, and it is removed).
-fn unverified_serve(path: &std::path::Path) -> Option<ServeRecord> {
-    serde_json::from_str(&fs::read_to_string(path).ok()?).ok()
-}
-
 /// `path` still holds `record` (same serve and runner): nobody replaced it since it was judged.
 fn holds_record(path: &std::path::Path, record: &ServeRecord) -> bool {
-    fs::read_to_string(path)
-        .ok()
-        .and_then(|text| serde_json::from_str::<ServeRecord>(&text).ok())
+    ServeRecord::read_file(path)
         .is_some_and(|now| now.serve_pid == record.serve_pid && now.runner_pid == record.runner_pid)
 }
 
