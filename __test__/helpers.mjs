@@ -139,6 +139,8 @@ export function running(pid) {
   } catch (err) {
     if (err.code !== 'EPERM') return false;
   }
+  // Windows has no zombies: a pid that answers runs (libuv asks for a live exit code).
+  if (process.platform === 'win32') return true;
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));

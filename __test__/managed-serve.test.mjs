@@ -257,7 +257,7 @@ describe('qvac-managed CLI on a live fleet', () => {
     const doctor = cli(['doctor', '--registry', registryDir, '--serve-bin-path', fakeServe]);
     assert.equal(doctor.status, 0, doctor.stdout);
     assert.match(doctor.stdout, /ok\s+serve binary: .*qvac 0\.0\.0-fake/);
-    assert.match(doctor.stdout, /ok\s+pidfd: available/);
+    assert.match(doctor.stdout, /ok\s+exit events: available \(pidfd/);
 
     const dry = cli(['gc', '--dry-run', '--registry', registryDir]);
     assert.match(dry.stdout, /nothing to remove/);

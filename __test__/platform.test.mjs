@@ -89,6 +89,13 @@ test('Electron: a binary inside app.asar is run from app.asar.unpacked', (t) => 
   assert.equal(asarUnpackedPath('/x/app.asar/node_modules/a'), '/x/app.asar.unpacked/node_modules/a');
   assert.equal(asarUnpackedPath('/x/app.asar.unpacked/node_modules/a'), '/x/app.asar.unpacked/node_modules/a');
   assert.equal(asarUnpackedPath('/x/my-app.asar/a'), '/x/my-app.asar/a');
+  // Windows paths, whatever the host's separator.
+  assert.equal(
+    asarUnpackedPath('C:\\Program Files\\App\\resources\\app.asar\\node_modules\\qvac-managed-win32-x64-msvc\\qvac-managed.exe'),
+    'C:\\Program Files\\App\\resources\\app.asar.unpacked\\node_modules\\qvac-managed-win32-x64-msvc\\qvac-managed.exe'
+  );
+  assert.equal(asarUnpackedPath('C:\\App\\resources\\app.asar/node_modules/a'), 'C:\\App\\resources\\app.asar.unpacked/node_modules/a');
+  assert.equal(asarUnpackedPath('C:\\App\\my-app.asar\\a'), 'C:\\App\\my-app.asar\\a');
 });
 
 test('musl is detected as the generated index.js detects it, and picks the -musl package', (t) => {

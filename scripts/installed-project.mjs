@@ -50,6 +50,7 @@ export function installProject(dir, specs, flags = []) {
   writeFileSync(join(dir, 'package.json'), `${JSON.stringify({ name: 'qvac-managed-user-project', private: true, type: 'module' }, null, 2)}\n`);
   // --prefer-offline: third-party packages come from the cache the checkout's install filled.
   const args = ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error', ...flags, ...specs];
-  const result = spawnSync('npm', args, { cwd: dir, env: userEnv(), stdio: 'inherit' });
+  // npm is npm.cmd on Windows, which only a shell runs.
+  const result = spawnSync('npm', args, { cwd: dir, env: userEnv(), stdio: 'inherit', shell: process.platform === 'win32' });
   return result.status === 0;
 }

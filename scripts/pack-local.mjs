@@ -3,24 +3,11 @@
 // get them: `npm install artifacts/*.tgz ai@7 @ai-sdk/openai-compatible@3` needs no Rust.
 //   node scripts/pack-local.mjs [--no-build]
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const artifacts = join(root, 'artifacts');
-const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
-
-function run(cmd, args, cwd = root) {
-  const result = spawnSync(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
-  if (result.status !== 0) {
-    process.stdout.write(result.stdout ?? '');
-    process.stderr.write(result.stderr ?? '');
-    throw new Error(`${cmd} ${args.join(' ')} failed (exit ${result.status ?? result.signal})`);
-  }
-  return result.stdout;
-}
+import { artifacts, checkMainPackage, npmPack, pkg, root, run, stageMainPackage } from './pack-common.mjs';
 
 if (!process.argv.includes('--no-build')) {
   console.log('building (napi build --platform --release, the runner, tsc)...');
@@ -54,26 +41,17 @@ if (!(runnerMode & 0o111)) throw new Error(`npm/${id}/${exe} is not executable (
 
 rmSync(artifacts, { recursive: true, force: true });
 mkdirSync(artifacts, { recursive: true });
-// The main package is packed from a copy of what it publishes, without the `prepare` script
-// (it builds from source in a clone; npm users' installs must never try it).
-const mainStage = mkdtempSync(join(tmpdir(), 'qvac-managed-pack-'));
-const published = { ...pkg, scripts: { ...pkg.scripts } };
-delete published.scripts.prepare;
-writeFileSync(join(mainStage, 'package.json'), `${JSON.stringify(published, null, 2)}\n`);
-for (const entry of [...pkg.files, 'README.md']) cpSync(join(root, entry), join(mainStage, entry), { recursive: true });
-process.on('exit', () => rmSync(mainStage, { recursive: true, force: true }));
+// The main package is packed from a copy of what it publishes, without the `prepare` script.
+const mainStage = stageMainPackage();
 
-// --ignore-scripts: everything was just built.
 for (const dir of [platformDir, mainStage]) {
-  const [packed] = JSON.parse(run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', artifacts], dir));
+  const packed = npmPack(dir, artifacts);
   const files = new Map(packed.files.map((f) => [f.path, f]));
   if (dir === platformDir) {
     for (const want of [nodeFile, exe]) if (!files.has(want)) throw new Error(`${packed.filename} lacks ${want}`);
     if (!(files.get(exe).mode & 0o111)) throw new Error(`${packed.filename}: ${exe} lost its run bit`);
   } else {
-    for (const want of ['dist/index.js', 'dist/platform.cjs', 'bin/qvac-managed.cjs', 'index.js', 'index.d.ts']) {
-      if (!files.has(want)) throw new Error(`${packed.filename} lacks ${want}`);
-    }
+    checkMainPackage(packed);
   }
   console.log(`${join('artifacts', packed.filename)}  ${(packed.size / 1024).toFixed(0)} KiB packed, ${packed.entryCount} files`);
 }

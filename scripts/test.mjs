@@ -1,8 +1,9 @@
 // Runs every test: static checks, core unit tests (cargo), then the same node:test files under
 // the machine's Node (20+), Node 22 (devDependency) and Bun (devDependency), the fault suite, and
-// the installed-package suite (pack, install the tarballs without Rust, test there).
+// the installed-package suite (pack, install the tarballs without Rust, test there), every
+// platform package packed, and the Windows lane under Wine.
 // Usage: npm test            (everything)
-//        npm test -- --only=node20,bun   (a subset: check, targets, cargo, node20, node22, bun, faults, installed)
+//        npm test -- --only=node20,bun   (a subset: check, targets, cargo, node20, node22, bun, faults, installed, pack, windows)
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -30,7 +31,12 @@ const steps = [
   // The fault-injection suite (real signals, real processes) runs once, under the machine's Node.
   ['faults', machineNode, ['--test', '--test-concurrency=1', 'faults/']],
   // The package as users get it: tarballs from `npm run pack:local`, installed with no Rust on PATH.
-  ['installed', machineNode, [join('scripts', 'test-installed.mjs')]]
+  ['installed', machineNode, [join('scripts', 'test-installed.mjs')]],
+  // Every platform package built and packed (`npm run pack:targets`: formats, run bits, darwin
+  // signatures checked in the tarballs).
+  ['pack', machineNode, [join('scripts', 'pack-targets.mjs')]],
+  // The win32 package installed into a project and run by Node 22 for Windows under Wine.
+  ['windows', machineNode, [join('scripts', 'test-windows.mjs')]]
 ].filter(([name]) => !only || only.includes(name));
 
 if (!existsSync(join(root, 'dist', 'index.js'))) {

@@ -3,7 +3,7 @@
 // and is CommonJS, so the CLI shim (bin/qvac-managed.cjs) and the addon pre-check use it cheaply.
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join, sep } from 'node:path';
+import { dirname, join } from 'node:path';
 
 import { NativeBinaryMissingError } from './error-base.cjs';
 
@@ -96,13 +96,11 @@ export function platformPackageName(id: string = platformId()): string {
 
 /**
  * Electron: files inside `app.asar` cannot be executed; electron-builder's `asarUnpack` puts
- * them beside it in `app.asar.unpacked`, at the same relative path.
+ * them beside it in `app.asar.unpacked`, at the same relative path. Either separator is
+ * recognised (Windows paths use backslashes, and may mix in forward slashes), and kept as given.
  */
 export function asarUnpackedPath(path: string): string {
-  const packed = `${sep}app.asar${sep}`;
-  const index = path.indexOf(packed);
-  if (index < 0) return path;
-  return `${path.slice(0, index)}${sep}app.asar.unpacked${sep}${path.slice(index + packed.length)}`;
+  return path.replace(/([\\/])app\.asar([\\/])/, '$1app.asar.unpacked$2');
 }
 
 /** Where to look, for tests and tools; defaults to this process and this installed package. */

@@ -413,11 +413,10 @@ struct FollowedLog {
 
 impl FollowedLog {
     fn new(path: PathBuf, file: fs::File) -> io::Result<FollowedLog> {
-        let meta = file.metadata()?;
         Ok(FollowedLog {
+            id: platform::file_identity(&file)?,
             path,
             file,
-            id: platform::file_identity(&meta),
             pos: 0,
         })
     }
@@ -429,8 +428,8 @@ impl FollowedLog {
         }
         self.drain(out)?;
         // A new file at the path (rotated): the rest of the old one, then the new one.
-        if let Ok(meta) = fs::metadata(&self.path) {
-            if platform::file_identity(&meta) != self.id {
+        if let Ok(id) = platform::file_identity_at(&self.path) {
+            if id != self.id {
                 if let Ok(file) = fs::File::open(&self.path) {
                     self.drain(out)?;
                     *self = FollowedLog::new(self.path.clone(), file)?;
@@ -467,7 +466,7 @@ pub fn doctor(registry: &Registry, serve_bin_path: Option<PathBuf>) -> CommandRe
             Ok(()) => report(
                 true,
                 "registry",
-                format!("{} (0700, ours)", registry.dir().display()),
+                format!("{} ({})", registry.dir().display(), platform::PRIVATE_DIR),
             ),
             Err(err) => report(false, "registry", err.to_string()),
         },
@@ -532,21 +531,27 @@ pub fn doctor(registry: &Registry, serve_bin_path: Option<PathBuf>) -> CommandRe
         support
     });
     report(
-        support.inotify,
-        "inotify",
-        if support.inotify {
-            "available".into()
+        support.dir_events,
+        "directory events",
+        if support.dir_events {
+            format!("available ({})", platform::DIR_EVENTS)
         } else {
-            "unavailable: consumers are polled every 100 ms".into()
+            format!(
+                "unavailable ({}): consumers are polled every 100 ms",
+                platform::DIR_EVENTS
+            )
         },
     );
     report(
-        support.pidfd,
-        "pidfd",
-        if support.pidfd {
-            "available".into()
+        support.exit_events,
+        "exit events",
+        if support.exit_events {
+            format!("available ({})", platform::EXIT_EVENTS)
         } else {
-            "unavailable (kernel < 5.3?): consumer deaths are polled every 100 ms".into()
+            format!(
+                "unavailable ({}): consumer deaths are polled every 100 ms",
+                platform::EXIT_EVENTS
+            )
         },
     );
     if problems > 0 {

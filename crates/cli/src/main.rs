@@ -30,6 +30,9 @@ enum Command {
         /// Stay in the foreground (for debugging): no fork, logs to stderr.
         #[arg(long)]
         foreground: bool,
+        /// Already detached (Windows re-spawns the runner with this instead of forking).
+        #[arg(long, hide = true, conflicts_with = "foreground")]
+        detached: bool,
     },
     /// List live serves: fleet, models, pids, port, consumers, uptime, idle timeout.
     Ps {
@@ -74,8 +77,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Run { params, foreground } = cli.command {
-        return runner::run(&params, foreground);
+    if let Command::Run {
+        params,
+        foreground,
+        detached,
+    } = cli.command
+    {
+        return runner::run(&params, foreground, detached);
     }
     let registry = match qvac_managed_core::registry::Registry::at_or_default(cli.registry) {
         Ok(registry) => registry,

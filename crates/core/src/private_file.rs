@@ -3,7 +3,7 @@
 //! named `<target>.<writer pid>.<8 hex>.tmp`; the registry sweep relies on that name to remove the
 //! temp files of writers that died (see [`temp_writer_pid`]).
 
-use std::fs::{self, File, Metadata, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug)]
 pub struct TempFile {
     path: PathBuf,
-    metadata: Metadata,
+    identity: (u64, u64),
 }
 
 impl TempFile {
@@ -29,7 +29,7 @@ impl TempFile {
         options.write(true).create_new(true);
         let mut file = crate::platform::with_create_mode(&mut options, mode).open(&path)?;
         let temp = TempFile {
-            metadata: file.metadata()?,
+            identity: crate::platform::file_identity(&file)?,
             path,
         };
         file.write_all(content)?;
@@ -41,16 +41,17 @@ impl TempFile {
         &self.path
     }
 
-    /// The file as created (device and inode identify it after a link or rename).
-    pub fn metadata(&self) -> &Metadata {
-        &self.metadata
+    /// The file as created ([`crate::platform::file_identity`]: it names the file after a link
+    /// or rename too).
+    pub fn identity(&self) -> (u64, u64) {
+        self.identity
     }
 
     /// Renames it over `target` and fsyncs the directory, so the new content survives a crash.
     pub fn replace(self, target: &Path) -> io::Result<()> {
-        fs::rename(&self.path, target)?;
+        crate::platform::retry_transient(|| fs::rename(&self.path, target))?;
         if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
-            File::open(dir)?.sync_all()?;
+            crate::platform::sync_dir(dir)?;
         }
         Ok(())
     }
@@ -120,7 +121,10 @@ mod tests {
             .unwrap()
             .to_owned();
         assert_eq!(Some(std::process::id() as i32), temp_writer_pid(&name));
-        assert_eq!(0o644, crate::platform::mode_of(temp.metadata()));
+        assert_eq!(
+            0o644,
+            crate::platform::mode_of(&fs::metadata(temp.path()).unwrap())
+        );
         let path = temp.path().to_owned();
         drop(temp);
         assert!(!path.exists(), "removed on drop");

@@ -1,7 +1,9 @@
 //! `qvac-managed run <params>`: reads the handoff file, forks the runner into its own session
 //! (printing its pid for the consumer), and runs the serve to the end on a single-threaded
 //! runtime on the main thread — the thread that spawns the serve, so PR_SET_PDEATHSIG ties the
-//! serve to the runner's life.
+//! serve to the runner's life. Windows cannot fork: `run` re-spawns this binary as
+//! `run --detached <params>` (which reads the handoff file), prints its pid and exits; the
+//! serve's Job Object, closed with the runner, ties the serve to the runner's life there.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -20,7 +22,27 @@ use lifecycle::RunnerExit;
 /// (when a runner starts, and while it runs).
 const LOG_LIMIT: u64 = 1024 * 1024;
 
-pub fn run(params_path: &Path, foreground: bool) -> ExitCode {
+pub fn run(params_path: &Path, foreground: bool, detached: bool) -> ExitCode {
+    let detach = !foreground && !detached;
+    if detach && !platform::DETACHES_BY_FORK {
+        if let Err(err) = std::fs::metadata(params_path) {
+            eprintln!(
+                "qvac-managed run: cannot read {}: {err}",
+                params_path.display()
+            );
+            return ExitCode::from(2);
+        }
+        return match platform::spawn_detached(params_path) {
+            Ok(pid) => {
+                announce_runner_pid(pid as i32);
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("qvac-managed run: cannot start the detached runner: {err}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let params = match RunnerParams::take(params_path) {
         Ok(params) => params,
         Err(err) => {
@@ -31,7 +53,7 @@ pub fn run(params_path: &Path, foreground: bool) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if !foreground {
+    if detach {
         // No threads exist yet: the runtime is built after the fork.
         match fork_single_threaded() {
             Ok(Forked::Parent(child)) => {
@@ -44,6 +66,8 @@ pub fn run(params_path: &Path, foreground: bool) -> ExitCode {
                 return ExitCode::from(2);
             }
         }
+    }
+    if !foreground {
         platform::new_session();
     }
     let registry = Registry::at(&params.registry_dir);
@@ -131,10 +155,16 @@ fn detach_stdio(log_path: &Path) {
     options.create(true).append(true);
     let log = qvac_managed_core::platform::with_create_mode(&mut options, 0o600)
         .open(log_path)
-        .or_else(|_| OpenOptions::new().write(true).open("/dev/null"));
-    let null = OpenOptions::new().read(true).open("/dev/null");
+        .or_else(|_| {
+            OpenOptions::new()
+                .write(true)
+                .open(qvac_managed_core::platform::NULL_DEVICE)
+        });
+    let null = OpenOptions::new()
+        .read(true)
+        .open(qvac_managed_core::platform::NULL_DEVICE);
     if let (Ok(log), Ok(null)) = (log, null) {
-        platform::redirect_stdio(&null, &log);
         let _ = writeln!(&log, "--- runner log ---");
+        platform::redirect_stdio(null, log);
     }
 }

@@ -14,8 +14,10 @@ const FALLBACK_POLL: Duration = Duration::from_millis(100);
 /// What watching uses on this system; `doctor` reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WatchSupport {
-    pub inotify: bool,
-    pub pidfd: bool,
+    /// Directory changes arrive by event ([`crate::platform::DIR_EVENTS`]).
+    pub dir_events: bool,
+    /// Process exits arrive by event ([`crate::platform::EXIT_EVENTS`]).
+    pub exit_events: bool,
 }
 
 pub struct ConsumerWatch {
@@ -42,8 +44,8 @@ impl ConsumerWatch {
 
     pub fn support(&self) -> WatchSupport {
         WatchSupport {
-            inotify: self.markers.by_event(),
-            pidfd: ExitWatch::supported(),
+            dir_events: self.markers.by_event(),
+            exit_events: ExitWatch::supported(),
         }
     }
 
@@ -111,8 +113,8 @@ mod tests {
         let mut watch = ConsumerWatch::new(dir.path());
         assert_eq!(
             WatchSupport {
-                inotify: true,
-                pidfd: true
+                dir_events: true,
+                exit_events: true
             },
             watch.support()
         );

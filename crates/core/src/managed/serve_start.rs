@@ -101,7 +101,11 @@ pub fn resolve_serve_command_in(
     }
     if let Some(project) = project_dir {
         for dir in Path::new(project).ancestors() {
-            let pkg = dir.join("node_modules/@qvac/cli/package.json");
+            let pkg = dir
+                .join("node_modules")
+                .join("@qvac")
+                .join("cli")
+                .join("package.json");
             let Ok(text) = fs::read_to_string(&pkg) else {
                 continue;
             };
@@ -112,7 +116,15 @@ pub fn resolve_serve_command_in(
                 .as_str()
                 .or_else(|| json["bin"]["qvac"].as_str());
             if let Some(bin) = bin {
-                let entry = pkg.parent().expect("package.json has a dir").join(bin);
+                // `bin` is a package-relative URL path: joined part by part, so the path has
+                // one kind of separator on Windows too.
+                let entry = bin
+                    .split('/')
+                    .filter(|part| !part.is_empty() && *part != ".")
+                    .fold(
+                        pkg.parent().expect("package.json has a dir").to_owned(),
+                        |p, part| p.join(part),
+                    );
                 let node = node_path.unwrap_or("node");
                 return Ok((PathBuf::from(node), vec![entry.display().to_string()]));
             }
@@ -129,10 +141,16 @@ pub fn resolve_serve_command_in(
     })
 }
 
+/// `name` in the first PATH directory that has it as a program (with the platform's
+/// executable suffixes: `qvac.cmd` on Windows).
 pub fn find_on_path(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
-            .map(|dir| dir.join(name))
+            .flat_map(|dir| {
+                crate::platform::EXECUTABLE_SUFFIXES
+                    .iter()
+                    .map(move |suffix| dir.join(format!("{name}{suffix}")))
+            })
             .find(|p| fs::metadata(p).is_ok_and(|m| crate::platform::is_executable(&m)))
     })
 }

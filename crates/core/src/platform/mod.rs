@@ -1,13 +1,41 @@
 //! OS specifics, one module per platform: the only place in this crate that names `nix`,
-//! `libc`, `rustix` or `std::os::*`. Everything above it is portable and uses the contract
-//! re-exported here: [`Signal`], process identity facts, [`ProcessHandle`], process groups,
-//! permission bits and file identities, directory watches.
+//! `libc`, `rustix`, `windows-sys` or `std::os::*`. Everything above it is portable and uses the
+//! contract re-exported here: [`Signal`], process identity facts, [`ProcessHandle`],
+//! [`ProcessTree`] (a supervised child and all it starts), permission bits and file identities,
+//! directory watches.
 //!
 //! `unix` holds what Linux and macOS share; `linux` (and `watch`, its event sources) is built
 //! and tested; `macos` (sysctl/proc_pidinfo identity, kqueue) is built and linked here and run
-//! only on macOS runners. Other Unix systems compile with the fallbacks below (no start time,
-//! no boot id, no flock holder lookup): liveness then rests on `kill(pid, 0)` alone, which
-//! cannot tell a reused pid from the original holder.
+//! only on macOS runners; `windows` (process handles, Job Objects, CTRL_BREAK and stop events,
+//! `ReadDirectoryChangesW`) is built here and run under Wine. Other Unix systems compile with
+//! the fallbacks below (no start time, no boot id, no flock holder lookup): liveness then rests
+//! on `kill(pid, 0)` alone, which cannot tell a reused pid from the original holder.
+
+/// What delivers directory changes here (named by `doctor`).
+#[cfg(target_os = "linux")]
+pub const DIR_EVENTS: &str = "inotify";
+#[cfg(target_os = "macos")]
+pub const DIR_EVENTS: &str = "kqueue EVFILT_VNODE";
+#[cfg(windows)]
+pub const DIR_EVENTS: &str = "ReadDirectoryChangesW";
+#[cfg(all(unix, not(any(target_os = "linux", target_os = "macos"))))]
+pub const DIR_EVENTS: &str = "none on this OS";
+
+/// What delivers process exits here (named by `doctor`).
+#[cfg(target_os = "linux")]
+pub const EXIT_EVENTS: &str = "pidfd, Linux 5.3+";
+#[cfg(target_os = "macos")]
+pub const EXIT_EVENTS: &str = "kqueue EVFILT_PROC";
+#[cfg(windows)]
+pub const EXIT_EVENTS: &str = "process handles";
+#[cfg(all(unix, not(any(target_os = "linux", target_os = "macos"))))]
+pub const EXIT_EVENTS: &str = "none on this OS";
+
+/// How a private directory is private here (named by `doctor`).
+#[cfg(unix)]
+pub const PRIVATE_DIR: &str = "0700, ours";
+#[cfg(windows)]
+pub const PRIVATE_DIR: &str = "owned by this user; ACL inherited from the profile";
 
 /// The two ways we stop a process: ask (`Term`: SIGTERM) and force (`Kill`: SIGKILL).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,9 +48,10 @@ pub enum Signal {
 mod unix;
 #[cfg(unix)]
 pub use unix::{
-    create_private_dir, create_private_dir_all, exit_signal, file_identity, home_of_current_user,
-    is_executable, own_process_group, pid_exists, private_dir_problem, reap_exited_children,
-    signal_child, signal_group, signal_name, with_create_mode,
+    create_private_dir, create_private_dir_all, dir_guard_file, exit_immediately, exit_signal,
+    file_identity, file_identity_at, home_of_current_user, is_executable, pid_exists,
+    private_dir_problem, reap_exited_children, retry_transient, signal_child, signal_group,
+    signal_name, sync_dir, with_create_mode, ProcessTree, EXECUTABLE_SUFFIXES, NULL_DEVICE,
 };
 #[cfg(all(unix, test))]
 pub use unix::{mode_of, set_mode, std_own_process_group};
@@ -53,15 +82,21 @@ pub use macos::{
     set_parent_death_signal, tcp_listener_pid, DirWatcher, ExitWatch, ProcessHandle,
 };
 
-/// `_exit(code)`: ends the process at once, skipping atexit handlers and destructors (the
-/// safety net uses it because the thread they would run on may be the stuck one).
+#[cfg(windows)]
 #[allow(unsafe_code)]
-pub fn exit_immediately(code: i32) -> ! {
-    // SAFETY: _exit only ends the process; no Rust invariant can be observed after it.
-    unsafe { libc::_exit(code) }
-}
+mod windows;
+#[cfg(windows)]
+pub use windows::{
+    boot_id, children_of, create_private_dir, create_private_dir_all, dir_guard_file,
+    exit_immediately, exit_signal, file_identity, file_identity_at, flock_holder_pid,
+    home_of_current_user, is_executable, machine_id, pid_exists, private_dir_problem,
+    process_cmdline, process_group_alive, process_group_of, process_is_zombie, process_start_time,
+    reap_exited_children, rename_noreplace, retry_transient, set_parent_death_signal, signal_child,
+    signal_group, signal_name, stop_event_name, sync_dir, tcp_listener_pid, with_create_mode,
+    DirWatcher, ExitWatch, ProcessHandle, ProcessTree, StopEvent, EXECUTABLE_SUFFIXES, NULL_DEVICE,
+};
 
-#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+#[cfg(all(unix, not(any(target_os = "linux", target_os = "macos"))))]
 mod fallback {
     use std::fs::File;
 
@@ -178,7 +213,7 @@ mod fallback {
         nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), None).is_ok()
     }
 }
-#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+#[cfg(all(unix, not(any(target_os = "linux", target_os = "macos"))))]
 pub use fallback::{
     boot_id, children_of, flock_holder_pid, machine_id, process_cmdline, process_group_alive,
     process_group_of, process_is_zombie, process_start_time, rename_noreplace,

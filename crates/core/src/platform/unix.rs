@@ -2,7 +2,7 @@
 //! permission bits and owners, and the user's home directory. The per-OS modules add what differs
 //! (start times, zombies, event sources).
 
-use std::fs::{self, DirBuilder, Metadata, OpenOptions};
+use std::fs::{self, DirBuilder, File, Metadata, OpenOptions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -51,13 +51,7 @@ pub fn signal_group(pgid: i32, signal: Signal) -> bool {
     pgid > 1 && nix_signal::killpg(Pid::from_raw(pgid), signal.to_nix()).is_ok()
 }
 
-/// Makes the child the leader of a new process group (its pid is the group id), so the whole
-/// tree it starts can be signalled together.
-pub fn own_process_group(command: &mut tokio::process::Command) {
-    command.process_group(0);
-}
-
-/// [`own_process_group`] for a `std` command (tests spawn with std).
+/// A `std` command leading a new process group (tests spawn with std).
 #[cfg(test)]
 pub fn std_own_process_group(command: &mut std::process::Command) {
     use std::os::unix::process::CommandExt;
@@ -147,10 +141,87 @@ pub fn with_create_mode(options: &mut OpenOptions, mode: u32) -> &mut OpenOption
     options.mode(mode)
 }
 
-/// What names one file on one filesystem (device, inode): a file replaced by another (even with
-/// the same content) has another identity.
-pub fn file_identity(meta: &Metadata) -> (u64, u64) {
-    (meta.dev(), meta.ino())
+/// What names one open file on one filesystem (device, inode): a file replaced by another
+/// (even with the same content) has another identity.
+pub fn file_identity(file: &File) -> io::Result<(u64, u64)> {
+    let meta = file.metadata()?;
+    Ok((meta.dev(), meta.ino()))
+}
+
+/// [`file_identity`] of what `path` names now (without opening it: a FIFO would block).
+pub fn file_identity_at(path: &Path) -> io::Result<(u64, u64)> {
+    let meta = fs::metadata(path)?;
+    Ok((meta.dev(), meta.ino()))
+}
+
+/// Makes a rename or link in `dir` durable (fsync of the directory).
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// What a [`crate::pid_lock`] takeover flocks: the lock's directory itself.
+pub fn dir_guard_file(dir: &Path) -> io::Result<File> {
+    File::open(dir)
+}
+
+/// The null device, for a detached process's standard streams.
+pub const NULL_DEVICE: &str = "/dev/null";
+
+/// What a command name may end with on PATH: only itself.
+pub const EXECUTABLE_SUFFIXES: &[&str] = &[""];
+
+/// Runs `op` once: Unix renames and removals do not fail on files others have open.
+pub fn retry_transient<T>(op: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+    op()
+}
+
+/// `_exit(code)`: ends the process at once, skipping atexit handlers and destructors.
+#[allow(unsafe_code)]
+pub fn exit_immediately(code: i32) -> ! {
+    // SAFETY: _exit only ends the process; no Rust invariant can be observed after it.
+    unsafe { libc::_exit(code) }
+}
+
+/// The tree a supervised child starts: a process group of its own (its pid is the group id),
+/// signalled as a whole, alive while any non-zombie member is.
+#[derive(Debug)]
+pub struct ProcessTree {
+    pgid: i32,
+}
+
+impl ProcessTree {
+    /// Before spawning: the child leads a new process group.
+    pub fn prepare(command: &mut tokio::process::Command) {
+        command.process_group(0);
+    }
+
+    /// Right after spawning. `kill_on_close` is the Windows job's; Unix uses the parent-death
+    /// signal instead (`set_parent_death_signal`).
+    pub fn adopt(child: &tokio::process::Child, _kill_on_close: bool) -> io::Result<ProcessTree> {
+        let pid = child
+            .id()
+            .ok_or_else(|| io::Error::other("the child has already been reaped"))?;
+        Ok(ProcessTree { pgid: pid as i32 })
+    }
+
+    pub fn id(&self) -> i32 {
+        self.pgid
+    }
+
+    /// Signals every member (the group is ours: ESRCH means it is already gone).
+    pub fn signal(&self, signal: Signal) -> bool {
+        signal_group(self.pgid, signal)
+    }
+
+    /// True while any non-zombie member runs.
+    pub fn alive(&self) -> bool {
+        super::process_group_alive(self.pgid)
+    }
+
+    /// Reaps exited members re-parented to us (a subreaper's), so none stays a zombie.
+    pub fn reap(&self) {
+        reap_exited_children(Some(self.pgid));
+    }
 }
 
 /// The effective user of this process.

@@ -19,6 +19,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use crate::platform;
 use crate::private_file::TempFile;
 use crate::process::{Liveness, ProcessIdentity};
 use crate::retry::{retry, Attempt, CancelToken, RetryError, RetryPolicy};
@@ -213,11 +214,13 @@ struct FileId {
 }
 
 impl FileId {
-    fn of(meta: &fs::Metadata) -> Self {
-        FileId {
-            dev: crate::platform::file_identity(meta).0,
-            ino: crate::platform::file_identity(meta).1,
-        }
+    fn of((dev, ino): (u64, u64)) -> Self {
+        FileId { dev, ino }
+    }
+
+    /// What `path` names now; `None` if nothing (or it cannot be looked at).
+    fn at(path: &Path) -> Option<Self> {
+        crate::platform::file_identity_at(path).ok().map(FileId::of)
     }
 }
 
@@ -244,11 +247,11 @@ impl PidLock {
         let me = ProcessIdentity::current();
         let temp = TempFile::beside(path, me.to_record().as_bytes(), mode)
             .map_err(io_err("create", path))?;
-        let temp_id = FileId::of(temp.metadata());
+        let temp_id = FileId::of(temp.identity());
         // A few rounds cover a holder file that vanishes or changes between our steps.
         let mut last_seen = None;
         for _ in 0..4 {
-            match fs::hard_link(temp.path(), path) {
+            match platform::retry_transient(|| fs::hard_link(temp.path(), path)) {
                 Ok(()) => return Ok(PidLock::owned(path, temp_id)),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(io_err("create", path)(e)),
@@ -340,7 +343,8 @@ impl PidLock {
         };
         match read_holder(path)? {
             Some((holder, now)) if now == id && holder.is_stale() => {
-                fs::remove_file(path).map_err(io_err("remove stale", path))?;
+                platform::retry_transient(|| fs::remove_file(path))
+                    .map_err(io_err("remove stale", path))?;
                 Ok(true)
             }
             _ => Ok(false),
@@ -357,9 +361,10 @@ impl PidLock {
         }
         let temp = TempFile::beside(&self.path, owner.to_record().as_bytes(), mode)
             .map_err(io_err("hand over", &self.path))?;
-        match fs::metadata(&self.path) {
-            Ok(meta) if FileId::of(&meta) == self.file_id => {
-                fs::rename(temp.path(), &self.path).map_err(io_err("hand over", &self.path))?;
+        match FileId::at(&self.path) {
+            Some(id) if id == self.file_id => {
+                platform::retry_transient(|| fs::rename(temp.path(), &self.path))
+                    .map_err(io_err("hand over", &self.path))?;
             }
             // No longer ours (replaced by someone who proved us dead): nothing to hand over.
             _ => {}
@@ -382,7 +387,7 @@ impl PidLock {
         let me = ProcessIdentity::current();
         let temp = TempFile::beside(path, me.to_record().as_bytes(), mode)
             .map_err(io_err("take over", path))?;
-        let temp_id = FileId::of(temp.metadata());
+        let temp_id = FileId::of(temp.identity());
         // The guard is held only for a few syscalls at a time: a short bounded wait covers it.
         for _ in 0..200 {
             let Some(_guard) = DirGuard::try_lock(path)? else {
@@ -396,12 +401,13 @@ impl PidLock {
                 Some((LockHolder::Process { identity, .. }, _))
                     if identity.pid == from.pid && identity.start_time == from.start_time =>
                 {
-                    fs::rename(temp.path(), path).map_err(io_err("take over", path))?;
+                    platform::retry_transient(|| fs::rename(temp.path(), path))
+                        .map_err(io_err("take over", path))?;
                     Ok(Some(PidLock::owned(path, temp_id)))
                 }
                 // Released by the starter before we got here (it gave up): the start is ours
                 // to finish, so the lock is taken like a free one.
-                None => match fs::hard_link(temp.path(), path) {
+                None => match platform::retry_transient(|| fs::hard_link(temp.path(), path)) {
                     Ok(()) => Ok(Some(PidLock::owned(path, temp_id))),
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(None),
                     Err(e) => Err(io_err("take over", path)(e)),
@@ -435,12 +441,14 @@ impl PidLock {
             return Ok(());
         }
         self.released = true;
-        match fs::metadata(&self.path) {
-            Ok(meta) if FileId::of(&meta) == self.file_id => match fs::remove_file(&self.path) {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(io_err("remove", &self.path)(e)),
-            },
+        match FileId::at(&self.path) {
+            Some(id) if id == self.file_id => {
+                match platform::retry_transient(|| fs::remove_file(&self.path)) {
+                    Ok(()) => Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                    Err(e) => Err(io_err("remove", &self.path)(e)),
+                }
+            }
             // Gone, or replaced by someone who proved us dead: nothing of ours to remove.
             _ => Ok(()),
         }
@@ -491,6 +499,7 @@ fn read_holder(path: &Path) -> Result<Option<(LockHolder, FileId)>, PidLockError
         Err(e) => return Err(io_err("read", path)(e)),
     };
     let meta = file.metadata().map_err(io_err("read", path))?;
+    let id = platform::file_identity(&file).map_err(io_err("read", path))?;
     let mut bytes = Vec::new();
     Read::by_ref(&mut file)
         .take(4096)
@@ -502,7 +511,7 @@ fn read_holder(path: &Path) -> Result<Option<(LockHolder, FileId)>, PidLockError
         .and_then(|mtime| SystemTime::now().duration_since(mtime).ok())
         .unwrap_or(Duration::ZERO);
     let holder = LockHolder::parse(&String::from_utf8_lossy(&bytes), age);
-    Ok(Some((holder, FileId::of(&meta))))
+    Ok(Some((holder, FileId::of(id))))
 }
 
 enum Steal {
@@ -522,12 +531,14 @@ fn steal(path: &Path, temp: &TempFile, judged: FileId) -> Result<Steal, PidLockE
         Some((holder, id)) if id == judged && holder.is_stale() => {}
         _ => return Ok(Steal::Changed),
     }
-    fs::rename(temp.path(), path).map_err(io_err("replace stale", path))?;
+    platform::retry_transient(|| fs::rename(temp.path(), path))
+        .map_err(io_err("replace stale", path))?;
     Ok(Steal::Done)
 }
 
-/// An flock on the lock's directory, held while a stale lock file is replaced or removed so
-/// that only one process acts on it. Closing the descriptor (drop) releases it.
+/// An flock on the lock's directory (on Windows, on a file beside the locks standing for it),
+/// held while a stale lock file is replaced or removed so that only one process acts on it.
+/// Closing the descriptor (drop) releases it.
 struct DirGuard(#[allow(dead_code)] File);
 
 impl DirGuard {
@@ -537,7 +548,7 @@ impl DirGuard {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let guard = File::open(dir).map_err(io_err("open the directory of", path))?;
+        let guard = platform::dir_guard_file(dir).map_err(io_err("open the directory of", path))?;
         match fs4::FileExt::try_lock(&guard) {
             Ok(()) => Ok(Some(DirGuard(guard))),
             Err(fs4::TryLockError::WouldBlock) => Ok(None),

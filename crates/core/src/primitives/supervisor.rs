@@ -194,7 +194,7 @@ impl OutputTail {
 
 #[derive(Debug)]
 struct Shared {
-    pgid: i32,
+    tree: platform::ProcessTree,
     tail: Mutex<OutputTail>,
     stop_requested: AtomicBool,
     timed_out: AtomicBool,
@@ -205,8 +205,8 @@ struct Shared {
 
 impl Shared {
     fn signal_group(&self, signal: Signal) {
-        // The group is ours: created for this child. ESRCH means it is already gone.
-        platform::signal_group(self.pgid, signal);
+        // The tree is ours: created for this child. A tree already gone ignores it.
+        self.tree.signal(signal);
     }
 
     fn tail(&self) -> String {
@@ -235,7 +235,7 @@ impl Supervised {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(false);
-        platform::own_process_group(&mut command);
+        platform::ProcessTree::prepare(&mut command);
         if let Some(cwd) = &spec.cwd {
             command.current_dir(cwd);
         }
@@ -247,8 +247,16 @@ impl Supervised {
             source,
         })?;
         let pid = child.id().expect("a just-spawned child has a pid") as i32;
+        let tree =
+            platform::ProcessTree::adopt(&child, spec.die_with_parent).map_err(|source| {
+                let _ = child.start_kill();
+                SpawnError {
+                    command: spec.command.clone(),
+                    source,
+                }
+            })?;
         let shared = Arc::new(Shared {
-            pgid: pid,
+            tree,
             tail: Mutex::new(OutputTail {
                 bytes: VecDeque::new(),
                 limit: spec.output_tail_bytes.max(1),
@@ -501,7 +509,7 @@ async fn wait_ready(readiness: Readiness, mut line_seen: watch::Receiver<bool>) 
 async fn reap_group(shared: &Shared) {
     let started = Instant::now();
     loop {
-        if !platform::process_group_alive(shared.pgid) {
+        if !shared.tree.alive() {
             return;
         }
         let stopping = shared.stop_requested.load(Ordering::SeqCst);
@@ -510,10 +518,10 @@ async fn reap_group(shared: &Shared) {
             shared.signal_group(Signal::Kill);
         }
         // Members reparented to us (if we are a subreaper) would stay zombies otherwise.
-        platform::reap_exited_children(Some(shared.pgid));
+        shared.tree.reap();
         if started.elapsed() > Duration::from_secs(30) {
             tracing::warn!(
-                pgid = shared.pgid,
+                pgid = shared.tree.id(),
                 "process group still alive after 30 s of SIGKILL"
             );
             return;

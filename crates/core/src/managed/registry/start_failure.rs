@@ -112,7 +112,7 @@ impl Registry {
                 let mut failure = StartFailure::from_text(&text);
                 if failure.attempt.is_none() {
                     failure.attempt = fs::metadata(&path).ok().map(|m| {
-                        let (dev, ino) = platform::file_identity(&m);
+                        let (dev, ino) = platform::file_identity_at(&path).unwrap_or_default();
                         let written = m
                             .modified()
                             .ok()
@@ -134,9 +134,7 @@ impl Registry {
 
     /// The identity of `<key>.error` as it is now, to remove exactly that file later.
     pub fn start_failure_file(&self, key: &str) -> Option<(u64, u64)> {
-        fs::metadata(self.start_failure_path(key))
-            .ok()
-            .map(|m| platform::file_identity(&m))
+        platform::file_identity_at(&self.start_failure_path(key)).ok()
     }
 
     /// Removes `<key>.error` only if it is still the file `file` names: it is moved out of the
@@ -152,7 +150,7 @@ impl Registry {
             return;
         }
         // A newer failure is put back unless an even newer one is there already.
-        let judged = fs::metadata(&aside).is_ok_and(|m| platform::file_identity(&m) == file);
+        let judged = platform::file_identity_at(&aside).is_ok_and(|id| id == file);
         if judged || crate::platform::rename_noreplace(&aside, &path).is_err() {
             let _ = fs::remove_file(&aside);
         }
