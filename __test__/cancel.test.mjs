@@ -3,7 +3,7 @@
 // and the same for every wait in the package), removes this process's consumer marker, and never
 // cancels a start that other consumers wait on.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 
@@ -12,11 +12,11 @@ import { event, fixtures, privateTmp, running, spawnFixture, tempDir, waitFor, w
 
 const fakeServe = join(fixtures, 'fake-serve.mjs');
 
-function setup(t, startDelayMs) {
+function setup(t, startDelayMs, env = {}) {
   const home = tempDir(t);
   const events = join(tempDir(t), 'events.jsonl');
   privateTmp(t);
-  withEnv(t, { HOME: home, FAKE_SERVE_EVENTS: events, FAKE_SERVE_START_DELAY_MS: String(startDelayMs) });
+  withEnv(t, { HOME: home, FAKE_SERVE_EVENTS: events, FAKE_SERVE_START_DELAY_MS: String(startDelayMs), ...env });
   const registryDir = join(home, '.qvac', 'managed-serves');
   const options = { mode: 'managed', models: ['qwen3.5-9b'], serveBinPath: fakeServe, serveIdleTimeout: 200 };
   const readEvents = () => (existsSync(events) ? readFileSync(events, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) : []);
@@ -27,22 +27,28 @@ function setup(t, startDelayMs) {
   return { home, registryDir, options, readEvents, markers };
 }
 
-/** Settles `promise`, and says how long that took from now. */
+/** Settles `promise`, and says how long that took from now and when (`at`, performance.now()) it settled. */
 async function timed(promise) {
   const started = performance.now();
   try {
-    return { value: await promise, ms: performance.now() - started };
+    const value = await promise;
+    const at = performance.now();
+    return { value, ms: at - started, at };
   } catch (error) {
-    return { error, ms: performance.now() - started };
+    const at = performance.now();
+    return { error, ms: at - started, at };
   }
 }
 
 describe('cancelling a managed start', () => {
   test('an abort mid-start rejects at once, removes our marker, and the consumer waiting on the same start gets the serve', async (t) => {
-    const { registryDir, options, readEvents, markers } = setup(t, 2_000);
+    // The serve listens only once the test opens the gate: however slow the machine, the abort
+    // comes while the start is in progress.
+    const gate = join(tempDir(t), 'gate');
+    const { registryDir, options, readEvents, markers } = setup(t, 0, { FAKE_SERVE_LISTEN_GATE: gate });
     const controller = new AbortController();
     const ours = timed(createQvac({ ...options, signal: controller.signal }));
-    // Our attach launched the runner; the serve is starting (it listens only after 2 s).
+    // Our attach launched the runner; the serve is starting (it listens only once the gate opens).
     await waitFor(() => readEvents().some((e) => e.event === 'started'), 10_000, 'the serve started');
     assert.equal(markers(process.pid).length, 1);
     // Another process joins the same start and waits on it (its marker comes first).
@@ -50,14 +56,16 @@ describe('cancelling a managed start', () => {
     await waitFor(() => markers(other.pid).length === 1, 10_000, "the other consumer's marker");
 
     const reason = new Error('the caller gave up');
+    const abortedAt = performance.now();
     controller.abort(reason);
-    const { error, ms } = await ours;
+    const { error, at } = await ours;
     assert.equal(error, reason, 'rejects with the signal reason');
-    assert.ok(ms < 2_000, `rejected ${Math.round(ms)} ms after the abort`);
+    assert.ok(at - abortedAt < 1_000, `rejected ${Math.round(at - abortedAt)} ms after the abort`);
     assert.equal(readEvents().some((e) => e.event === 'listening'), false, 'rejected before the serve was up');
     assert.deepEqual(markers(process.pid), [], 'our marker removed');
 
     // The start goes on for the consumer that waits on it: one serve, started once, not by it.
+    writeFileSync(gate, '');
     const attached = await other.next(event('attached'));
     assert.deepEqual(attached.errors, []);
     assert.equal(attached.spawned, 0);

@@ -24,6 +24,8 @@
 //   logs/                       full output of every long step
 // System-wide (apt-get install; these do not conflict with anything): gcc-mingw-w64-x86-64,
 // mingw-w64-tools, gcc-aarch64-linux-gnu, libc6-dev-arm64-cross, qemu-user-static, wine64.
+// Also system-wide, as root: a binfmt_misc entry that hands every aarch64 ELF executable to
+// qemu-aarch64-static (see binfmtAarch64 below), so aarch64 programs can spawn aarch64 programs.
 //
 // How the extracted rustc-web runs (found by trying, rustc 1.96 + rustup's cargo 1.95):
 // - Its binaries have no RUNPATH and need librustc_driver + libLLVM from <root>/usr/lib/<multiarch>,
@@ -311,6 +313,86 @@ async function systemPackages() {
   for (const [pkg, file] of SYSTEM_PACKAGES) {
     if (!dpkgVersion(pkg) || (file && !exists(file))) fail(`${pkg} still missing after apt-get install`);
   }
+}
+
+// ---- binfmt_misc: aarch64 executables run by qemu-aarch64-static -------------------------------
+// `qemu-aarch64-static prog` emulates prog only: when prog spawns another aarch64 program (node:test
+// spawns process.execPath, the addon spawns the aarch64 runner, which spawns Node), the kernel
+// refuses it (ENOEXEC) unless binfmt_misc knows to hand aarch64 ELF files to qemu. Registering it is
+// what Debian's binfmt-support (update-binfmts) or systemd-binfmt do for qemu-user-static at boot:
+// write the line qemu-user-static ships in /usr/lib/binfmt.d/qemu-aarch64.conf (the magic and mask
+// of qemu's scripts/qemu-binfmt-conf.sh; flags P keep argv[0], O open the binary for qemu, F open the
+// interpreter now, so it is found in any mount namespace) to /proc/sys/fs/binfmt_misc/register.
+// It is a system-wide kernel setting: lost on reboot, made again by this script (as root). The
+// programs still need QEMU_LD_PREFIX=/usr/aarch64-linux-gnu in their environment (the aarch64
+// loader and libc live there, not in /lib); env.json's aarch64 env sets it.
+const BINFMT_DIR = '/proc/sys/fs/binfmt_misc';
+const BINFMT_NAME = 'qemu-aarch64';
+const BINFMT_CONF = '/usr/lib/binfmt.d/qemu-aarch64.conf';
+const AARCH64_ELF_MAGIC = '7f454c460201010000000000000000000200b700'; // ELF64 LE, e_machine 183
+function binfmtLine() {
+  // As qemu-user-static ships it; the same registration spelled out where that file is missing.
+  try {
+    const line = fs.readFileSync(BINFMT_CONF, 'utf8').split('\n').find((l) => l.startsWith(`:${BINFMT_NAME}:`));
+    if (line) return { line: line.trim(), from: BINFMT_CONF };
+  } catch {}
+  const hex = (h) => h.replace(/../g, (b) => `\\x${b}`);
+  const mask = 'ffffffffffffff00fffffffffffffffffeffffff';
+  return { line: `:${BINFMT_NAME}:M::${hex(AARCH64_ELF_MAGIC)}:${hex(mask)}:/usr/bin/qemu-aarch64-static:F`, from: 'qemu-binfmt-conf.sh values' };
+}
+/** The enabled binfmt_misc entry (any name) that runs aarch64 ELF files, or null. */
+function binfmtAarch64Entry() {
+  let names = [];
+  try {
+    names = fs.readdirSync(BINFMT_DIR).filter((n) => n !== 'register' && n !== 'status');
+  } catch {
+    return null;
+  }
+  for (const name of names) {
+    let text = '';
+    try {
+      text = fs.readFileSync(path.join(BINFMT_DIR, name), 'utf8');
+    } catch {
+      continue;
+    }
+    const field = (k) => new RegExp(`^${k}:? (.*)$`, 'm').exec(text)?.[1]; // "flags: POF", "magic 7f45..."
+    if (field('magic') !== AARCH64_ELF_MAGIC) continue;
+    return { name, enabled: /^enabled$/m.test(text), interpreter: field('interpreter'), flags: field('flags') ?? '' };
+  }
+  return null;
+}
+const binfmtDescribe = (e) => `${path.join(BINFMT_DIR, e.name)}: interpreter ${e.interpreter}, flags ${e.flags || '(none)'}`;
+function binfmtAarch64() {
+  const found = binfmtAarch64Entry();
+  if (found?.enabled) {
+    log(`  up to date: ${binfmtDescribe(found)}`);
+    return;
+  }
+  const { line, from } = binfmtLine();
+  const commands = [
+    ...(exists(path.join(BINFMT_DIR, 'register')) ? [] : [`mount -t binfmt_misc binfmt_misc ${BINFMT_DIR}`]),
+    found ? `echo 1 > ${path.join(BINFMT_DIR, found.name)}` : `echo '${line}' > ${BINFMT_DIR}/register`,
+  ];
+  if (!isRoot) {
+    // Not fatal: only the linux-arm64 test lane needs it, and it says so (scripts/test-arm64.mjs).
+    log(`  WARNING: aarch64 programs cannot spawn aarch64 programs here (no binfmt_misc entry); as root: ${commands.join(' && ')}`);
+    return;
+  }
+  if (!exists(path.join(BINFMT_DIR, 'register'))) {
+    log(`  mount -t binfmt_misc binfmt_misc ${BINFMT_DIR} (the kernel interface was not mounted)`);
+    shOk('mount', ['-t', 'binfmt_misc', 'binfmt_misc', BINFMT_DIR]);
+  }
+  if (found) {
+    log(`  enabling the existing entry ${binfmtDescribe(found)}`);
+    fs.writeFileSync(path.join(BINFMT_DIR, found.name), '1');
+  } else {
+    log(`  registering aarch64 ELF -> qemu-aarch64-static (system-wide until reboot; line from ${from}):`);
+    log(`    echo '${line}' > ${BINFMT_DIR}/register`);
+    fs.writeFileSync(path.join(BINFMT_DIR, 'register'), line);
+  }
+  const now = binfmtAarch64Entry();
+  if (!now?.enabled) fail(`binfmt_misc registration did not take: ${now ? binfmtDescribe(now) : 'no aarch64 entry'}`);
+  log(`  ${binfmtDescribe(now)}`);
 }
 
 function debFileName(pkg, version) {
@@ -828,6 +910,16 @@ __declspec(dllexport) napi_value napi_register_module_v1(napi_env env, napi_valu
     if (!r.stdout.startsWith('1 ')) fail(`expected "1 ...", got ${JSON.stringify(r.stdout)} ${r.stderr}`);
     return `printed ${r.stdout.trim()}`;
   });
+
+  await probe('binfmt_misc: aarch64 Node, run directly, spawns aarch64 Node (process.execPath)', async () => {
+    const entry = binfmtAarch64Entry();
+    if (!entry?.enabled) fail(`no enabled binfmt_misc entry for aarch64 ELF in ${BINFMT_DIR} (run this script as root)`);
+    // No qemu on the command line: the kernel hands both programs to qemu through the entry.
+    const script = 'process.stdout.write(require("child_process").execFileSync(process.execPath, ["-p", "process.arch"], { encoding: "utf8" }).trim())';
+    const r = sh(NODE_ARM64, ['-e', script], { env: { ...process.env, QEMU_LD_PREFIX: AARCH64_SYSROOT }, timeout: 180000 });
+    if (r.stdout !== 'arm64') fail(`expected the child to print arm64, got ${JSON.stringify(r.stdout)} ${r.stderr}`);
+    return `child printed arm64; ${binfmtDescribe(entry)}`;
+  });
   sh(wineserver(), ['-w'], { env: wineEnv(), timeout: 60000 });
 }
 
@@ -846,18 +938,19 @@ async function main() {
   if (process.platform !== 'linux' || process.arch !== 'x64') fail('this script sets up the Linux x64 build machine only');
   log(`cache: ${CACHE}${process.env.QVAC_TOOLCHAINS ? ' (QVAC_TOOLCHAINS)' : ''}`);
   await withLock(async () => {
-    await step('1/7 system packages: mingw-w64, aarch64 gcc, qemu-user-static, wine64', systemPackages);
-    await step(`2/7 Debian rust-web ${RUST_WEB_VERSION} + ${LLVM_PACKAGE}, extracted (not installed)`, rustWeb);
-    await step(`3/7 ziglang + cargo-zigbuild from PyPI`, zig);
-    await step(`4/7 Node ${NODE_VERSION} for Windows and linux-arm64 from npm`, async () => {
+    await step('1/8 system packages: mingw-w64, aarch64 gcc, qemu-user-static, wine64', systemPackages);
+    await step('2/8 binfmt_misc: aarch64 executables run by qemu-aarch64-static', binfmtAarch64);
+    await step(`3/8 Debian rust-web ${RUST_WEB_VERSION} + ${LLVM_PACKAGE}, extracted (not installed)`, rustWeb);
+    await step(`4/8 ziglang + cargo-zigbuild from PyPI`, zig);
+    await step(`5/8 Node ${NODE_VERSION} for Windows and linux-arm64 from npm`, async () => {
       await npmNode('win');
       await npmNode('arm64');
     });
-    await step('5/7 libnode.dll import library for napi-build on windows-gnu', libnode);
+    await step('6/8 libnode.dll import library for napi-build on windows-gnu', libnode);
     helperScripts();
-    await step('6/7 Wine prefix (win10, bcryptprimitives.dll ProcessPrng shim)', winePrefix);
+    await step('7/8 Wine prefix (win10, bcryptprimitives.dll ProcessPrng shim)', winePrefix);
     const e = environment();
-    await step('7/7 env.sh / env.json', async () => {
+    await step('8/8 env.sh / env.json', async () => {
       envFiles(e);
       log(`  wrote ${path.join(CACHE, 'env.sh')} and env.json`);
     });

@@ -1,9 +1,9 @@
 // Runs every test: static checks, core unit tests (cargo), then the same node:test files under
 // the machine's Node (20+), Node 22 (devDependency) and Bun (devDependency), the fault suite, and
 // the installed-package suite (pack, install the tarballs without Rust, test there), every
-// platform package packed, and the Windows lane under Wine.
+// platform package packed, the Windows lane under Wine and the linux-arm64 lane under qemu-user.
 // Usage: npm test            (everything)
-//        npm test -- --only=node20,bun   (a subset: check, targets, cargo, node20, node22, bun, faults, installed, pack, windows)
+//        npm test -- --only=node20,bun   (a subset: check, targets, cargo, node20, node22, bun, faults, installed, pack, windows, arm64)
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -36,7 +36,10 @@ const steps = [
   // signatures checked in the tarballs).
   ['pack', machineNode, [join('scripts', 'pack-targets.mjs')]],
   // The win32 package installed into a project and run by Node 22 for Windows under Wine.
-  ['windows', machineNode, [join('scripts', 'test-windows.mjs')]]
+  ['windows', machineNode, [join('scripts', 'test-windows.mjs')]],
+  // linux-arm64 under qemu-user: the aarch64 build, `cargo test` and every __test__ file under
+  // Node 22 for linux-arm64.
+  ['arm64', machineNode, [join('scripts', 'test-arm64.mjs')]]
 ].filter(([name]) => !only || only.includes(name));
 
 if (!existsSync(join(root, 'dist', 'index.js'))) {
