@@ -57,6 +57,8 @@ export interface AttachedServe {
   /** The consumer marker; `releaseLock(handle)` removes it. */
   handle: number
   spawned: boolean
+  /** The serve's start time as the OS gives it (decimal; `watchServeExit` proves the pid by it). */
+  serveStartTime?: string
 }
 
 /** Managed options after checking, with defaults applied. */
@@ -72,6 +74,9 @@ export interface CheckedManagedOptions {
   serveBinPath?: string
   reuse: boolean
   closeOnParentExit: boolean
+  serveHangTimeoutMs: number
+  serveIdleCountsConnections: boolean
+  serveMaxRestarts: number
 }
 
 /** `null` if the options are valid, else the INVALID_OPTION error to throw. */
@@ -106,8 +111,10 @@ export interface EnsureOutcome {
  * Validates the options (typed errors before anything is written), then attaches to the
  * fleet's serve or starts it, off the JS thread. `cancel` ends the attach with ABORT_ERR and
  * removes our marker; a start other consumers wait on goes on.
+ * `on_output`, when given, is called with each output line of a start this call waits on, as
+ * `o <line>` (stdout) or `e <line>` (stderr).
  */
-export declare function ensureServe(request: EnsureServeRequest, cancel: NativeCancelToken): Promise<EnsureOutcome>
+export declare function ensureServe(request: EnsureServeRequest, cancel: NativeCancelToken, onOutput?: ((line: string) => void) | undefined | null): Promise<EnsureOutcome>
 
 export interface EnsureServeRequest {
   /** The managed options as the TS layer's tagged JSON. */
@@ -194,6 +201,10 @@ export interface NativeError {
   /** SERVE_EXITED: the serve's exit code and signal name. */
   exitCode?: number
   signal?: string
+  /** SERVE_CRASH_LOOP: unexpected exits in the window, the window, and when a start is allowed. */
+  restarts?: number
+  windowMs?: number
+  retryAfterMs?: number
 }
 
 export interface NativeExitReport {
@@ -218,6 +229,15 @@ export interface NativeStartFailure {
   outputTail: string
   exitCode?: number
   signal?: string
+}
+
+export interface NativeStopResult {
+  /** A live serve was found and is gone now. */
+  stopped: boolean
+  servePid?: number
+  runnerPid?: number
+  /** The serve outlived the grace and was killed. */
+  forced: boolean
 }
 
 export interface NativeSweepReport {
@@ -266,6 +286,12 @@ export declare function registryLiveConsumers(dir: string | undefined | null, fl
 export declare function registryReadRecord(dir: string | undefined | null, fleetKey: string): RecordOutcome
 
 export declare function registryReadStartFailure(dir: string | undefined | null, fleetKey: string): StartFailureOutcome
+
+/**
+ * Stops fleet `fleet_key`'s serve and runner for everyone (off the JS thread); resolves once
+ * both are gone. A runner that cannot be proven, or processes that outlive a kill, are errors.
+ */
+export declare function registryStopFleet(dir: string | undefined | null, fleetKey: string, graceMs: number): Promise<StopFleetOutcome>
 
 /** Sweeps off the JS thread (orphans are probed over HTTP and stopped with a grace). */
 export declare function registrySweep(dir?: string | undefined | null): Promise<SweepOutcome>
@@ -320,6 +346,11 @@ export interface StartFailureOutcome {
   error?: NativeError
 }
 
+export interface StopFleetOutcome {
+  result?: NativeStopResult
+  error?: NativeError
+}
+
 export interface SupervisedOptions {
   command: string
   args?: Array<string>
@@ -350,5 +381,24 @@ export interface UnverifiedOutcome {
   error?: NativeError
 }
 
+/** Stops a watch (no callback after this). Unknown or finished ids are ignored. */
+export declare function unwatchServeExit(id: number): void
+
 /** `encoded`: the options as the TS layer's tagged JSON. */
 export declare function validateManagedOptions(encoded: string): OptionsOutcome
+
+/**
+ * Calls `callback` once, with the exit as JSON (`{ servePid, port, kind, at, code, signal,
+ * outputTail }`), as soon as the serve exits. Never keeps the process alive. Returns an id for
+ * `unwatchServeExit`.
+ */
+export declare function watchServeExit(request: WatchServeRequest, callback: (exitJson: string) => void): number
+
+export interface WatchServeRequest {
+  registryDir: string
+  fleetKey: string
+  servePid: number
+  /** As `AttachedServe.serveStartTime` gave it. */
+  serveStartTime?: string
+  port: number
+}

@@ -773,7 +773,7 @@ if (
   }
 }
 
-const { NativeBackoff, NativeCancelToken, NativeSupervised, armSafetyNet, checkRetryOptions, checkSupervisedOptions, disarmSafetyNet, ensureServe, fileLockAcquire, fileLockTryAcquire, isLockHeld, killEnvSupervised, killProcessSupervised, pidLockAcquire, pidLockInspect, pidLockTryAcquire, registryAddConsumer, registryListServes, registryListUnverified, registryLiveConsumers, registryReadRecord, registryReadStartFailure, registrySweep, registryTrySpawnLock, registryWriteRecord, registryWriteStartFailure, releaseEnvLocks, releaseLock, releaseProcessLocks, synthesizeServeConfig, validateManagedOptions } = nativeBinding
+const { NativeBackoff, NativeCancelToken, NativeSupervised, armSafetyNet, checkRetryOptions, checkSupervisedOptions, disarmSafetyNet, ensureServe, fileLockAcquire, fileLockTryAcquire, isLockHeld, killEnvSupervised, killProcessSupervised, pidLockAcquire, pidLockInspect, pidLockTryAcquire, registryAddConsumer, registryListServes, registryListUnverified, registryLiveConsumers, registryReadRecord, registryReadStartFailure, registryStopFleet, registrySweep, registryTrySpawnLock, registryWriteRecord, registryWriteStartFailure, releaseEnvLocks, releaseLock, releaseProcessLocks, synthesizeServeConfig, unwatchServeExit, validateManagedOptions, watchServeExit } = nativeBinding
 export { NativeBackoff }
 export { NativeCancelToken }
 export { NativeSupervised }
@@ -796,6 +796,7 @@ export { registryListUnverified }
 export { registryLiveConsumers }
 export { registryReadRecord }
 export { registryReadStartFailure }
+export { registryStopFleet }
 export { registrySweep }
 export { registryTrySpawnLock }
 export { registryWriteRecord }
@@ -804,5 +805,7 @@ export { releaseEnvLocks }
 export { releaseLock }
 export { releaseProcessLocks }
 export { synthesizeServeConfig }
+export { unwatchServeExit }
 export { validateManagedOptions }
+export { watchServeExit }
 export const __napiBindingTarget = __napiLoadedBindingTarget

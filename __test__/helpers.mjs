@@ -16,8 +16,20 @@ export const isRoot = typeof process.getuid === 'function' && process.getuid() =
 export function tempDir(t) {
   const dir = mkdtempSync(join(tmpdir(), 'qvac-managed-test-'));
   chmodSync(dir, 0o755);
-  // Retries: a runner of the test may still be finishing its cleanup in there when the test ends.
-  t.after(() => rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 }));
+  // Retries the whole removal: a runner of the test may still be finishing its cleanup in there
+  // when the test ends (it records how its serve ended just after the serve is gone), and a file
+  // written after rm listed the directory fails its rmdir until it is listed again.
+  t.after(async () => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        rmSync(dir, { recursive: true, force: true, maxRetries: 3, retryDelay: 20 });
+        return;
+      } catch (error) {
+        if (attempt >= 40) throw error;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  });
   return dir;
 }
 
@@ -186,11 +198,12 @@ export function privateTmp(t) {
 export const tempConfigDirs = () => readdirSync(process.env.TMPDIR || tmpdir()).filter((f) => /^qvac-managed-[0-9a-f]{12}$/.test(f));
 
 /**
- * Waits until nothing is left in the registry but runner logs and start-failure notes, then checks
+ * Waits until nothing is left in the registry but runner logs, start-failure notes and exit
+ * histories (`<key>.exits`, kept for the crash-loop cap and gc'd like logs), then checks
  * no temp config dir was added since `tempBefore` (from `tempConfigDirs()`).
  */
 export async function assertRegistryClean(registryDir, tempBefore, timeoutMs = 15_000) {
-  const leftovers = () => (existsSync(registryDir) ? readdirSync(registryDir).filter((f) => !/\.(log|log\.1|error)$/.test(f)) : []);
+  const leftovers = () => (existsSync(registryDir) ? readdirSync(registryDir).filter((f) => !/\.(log|log\.1|error|exits)$/.test(f) && !/\.exits\.\d+\.[0-9a-f]+\.tmp$/.test(f)) : []);
   await waitFor(() => leftovers().length === 0, timeoutMs, `a clean registry (left: ${leftovers().join(', ')})`).catch(() => {
     assert.deepEqual(leftovers(), [], 'registry leftovers');
   });

@@ -124,23 +124,32 @@ describe('managed serve lifecycle (runner + fake serve)', () => {
     await assertNothingLeft(registryDir, key, tempBefore);
   });
 
+  // The serve's pid comes from the runner's log ("serve spawned pid=N"), not from the serve
+  // itself: a serve killed at the timeout before it ran its first line (a slow machine, emulation)
+  // never says it started.
+  const spawnedServePid = (registryDir) => {
+    const key = readdirSync(registryDir).find((f) => f.endsWith('.error')).replace('.error', '');
+    const pid = Number(/serve spawned pid=(\d+)/.exec(readFileSync(join(registryDir, `${key}.log`), 'utf8'))?.[1]);
+    assert.ok(pid > 0, 'the runner logged the serve it spawned');
+    return { key, pid };
+  };
+
   test('a serve that never gets ready: SERVE_START_TIMEOUT, killed, nothing left', async (t) => {
-    const { registryDir, attach, readEvents } = setup(t, { serveStartTimeout: 300, env: { FAKE_SERVE_START_DELAY_MS: '30000' } });
+    const { registryDir, attach } = setup(t, { serveStartTimeout: 300, env: { FAKE_SERVE_START_DELAY_MS: '30000' } });
     const tempBefore = tempConfigDirs();
     const err = await attach().catch((e) => e);
     assert.equal(err.code, 'SERVE_START_TIMEOUT', err.message);
     assert.match(err.message, /within 300ms/);
-    const { pid } = readEvents().find((e) => e.event === 'started');
+    const { key, pid } = spawnedServePid(registryDir);
     await waitFor(() => !alive(pid), 5_000, 'timed-out serve killed');
-    const key = readdirSync(registryDir).find((f) => f.endsWith('.error')).replace('.error', '');
     await assertNothingLeft(registryDir, key, tempBefore);
   });
 
   test('a serve that hangs without answering is a start timeout too', async (t) => {
-    const { attach, readEvents } = setup(t, { serveStartTimeout: 400, env: { FAKE_SERVE_HANG: '1' } });
+    const { registryDir, attach } = setup(t, { serveStartTimeout: 400, env: { FAKE_SERVE_HANG: '1' } });
     const err = await attach().catch((e) => e);
     assert.equal(err.code, 'SERVE_START_TIMEOUT');
-    const { pid } = readEvents().find((e) => e.event === 'started');
+    const { pid } = spawnedServePid(registryDir);
     await waitFor(() => !alive(pid), 5_000, 'hung serve killed');
   });
 
@@ -305,8 +314,9 @@ describe('self-healing: the runner owns its record and its serve', () => {
       t.after(() => second.release());
       assert.equal(second.pid, first.pid, 'the same live serve');
       assert.equal(readEvents().filter((e) => e.event === 'started').length, 1, 'no second serve');
-      const log = readFileSync(join(registryDir, `${first.fleetKey}.log`), 'utf8');
-      assert.match(log, /restored it/);
+      // The runner logs the restore just after writing the record back.
+      const log = () => readFileSync(join(registryDir, `${first.fleetKey}.log`), 'utf8');
+      await waitFor(() => /restored it/.test(log()), 5_000, 'the restore logged');
     });
   }
 

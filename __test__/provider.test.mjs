@@ -155,7 +155,7 @@ describe('createQvac managed mode', () => {
     // Runner logs and start-failure notes of earlier tests in this home are not leftovers.
     const registryFiles = () =>
       existsSync(join(home, '.qvac', 'managed-serves'))
-        ? readdirSync(join(home, '.qvac', 'managed-serves')).filter((f) => !f.endsWith('.error') && !f.endsWith('.log')).sort()
+        ? readdirSync(join(home, '.qvac', 'managed-serves')).filter((f) => !f.endsWith('.error') && !f.endsWith('.log') && !/\.exits(\.\d+\.[0-9a-f]+\.tmp)?$/.test(f)).sort()
         : [];
     const before = registryFiles();
     for (const [options, code, name] of cases) {

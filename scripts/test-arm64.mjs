@@ -83,24 +83,7 @@ const EXPECTED_UNDER_QEMU = [
     applies: (q) => q.subreaper !== 'ok',
     why: (q) =>
       `qemu-user ${q.qemu} refuses prctl(PR_SET_CHILD_SUBREAPER) (${q.subreaper}; linux-user's do_prctl lists it as TODO, later qemu passes it through), ` +
-      'so the runner is no subreaper and the daemon is re-parented to init instead of to it (the runner ignores the failure)',
-  },
-  {
-    file: 'managed-serve.test.mjs',
-    name: 'a serve that never gets ready: SERVE_START_TIMEOUT, killed, nothing left',
-    error: /Cannot destructure property 'pid' of 'readEvents\(\.\.\.\)\.find\(\.\.\.\)'/,
-    applies: (q) => q.nodeBootMs > 300,
-    why: (q) =>
-      `emulation speed: the fake serve is a Node script, and aarch64 Node needs ${q.nodeBootMs} ms here to run its first line ` +
-      '(about 70 ms natively); the runner kills it at the 300 ms start timeout before it writes the "started" event the test reads its pid from ' +
-      '(SERVE_START_TIMEOUT itself is asserted before that and passes)',
-  },
-  {
-    file: 'managed-serve.test.mjs',
-    name: 'a serve that hangs without answering is a start timeout too',
-    error: /Cannot destructure property 'pid' of 'readEvents\(\.\.\.\)\.find\(\.\.\.\)'/,
-    applies: (q) => q.nodeBootMs > 400,
-    why: (q) => `emulation speed: as above with a 400 ms start timeout (aarch64 Node boot here: ${q.nodeBootMs} ms)`,
+      'so the runner is no subreaper (it logs a warning) and the daemon is re-parented to init instead of to it',
   },
   {
     file: 'pid-lock.test.mjs',

@@ -30,6 +30,10 @@ pub struct NativeError {
     /// SERVE_EXITED: the serve's exit code and signal name.
     pub exit_code: Option<i32>,
     pub signal: Option<String>,
+    /// SERVE_CRASH_LOOP: unexpected exits in the window, the window, and when a start is allowed.
+    pub restarts: Option<u32>,
+    pub window_ms: Option<f64>,
+    pub retry_after_ms: Option<f64>,
 }
 
 /// INVALID_OPTION for input the binding itself could not read (`option` names it).
@@ -149,6 +153,15 @@ impl From<EnsureError> for NativeError {
     fn from(err: EnsureError) -> Self {
         match err {
             EnsureError::Registry(registry) => registry.into(),
+            EnsureError::CrashLoop { ref crash_loop, .. } => NativeError {
+                code: err.code(),
+                message: err.to_string(),
+                output_tail: err.output_tail().map(str::to_owned),
+                restarts: Some(crash_loop.restarts),
+                window_ms: Some(crash_loop.window.as_millis() as f64),
+                retry_after_ms: Some(crash_loop.retry_after.as_millis() as f64),
+                ..Default::default()
+            },
             other => {
                 let (exit_code, signal) = other.exit_status().unwrap_or_default();
                 NativeError {

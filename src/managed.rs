@@ -21,6 +21,9 @@ pub struct CheckedManagedOptions {
     pub serve_bin_path: Option<String>,
     pub reuse: bool,
     pub close_on_parent_exit: bool,
+    pub serve_hang_timeout_ms: f64,
+    pub serve_idle_counts_connections: bool,
+    pub serve_max_restarts: u32,
 }
 
 impl From<&ManagedOptions> for CheckedManagedOptions {
@@ -36,6 +39,9 @@ impl From<&ManagedOptions> for CheckedManagedOptions {
             serve_bin_path: o.serve_bin_path.clone(),
             reuse: o.reuse,
             close_on_parent_exit: o.close_on_parent_exit,
+            serve_hang_timeout_ms: o.serve_hang_timeout.as_secs_f64() * 1000.0,
+            serve_idle_counts_connections: o.serve_idle_counts_connections,
+            serve_max_restarts: o.serve_max_restarts,
         }
     }
 }

@@ -4,7 +4,7 @@
 use napi::Env;
 use napi_derive::napi;
 use qvac_managed_core::registry::{
-    RecordState, Registry, RegistryError, StartFailure, SweepReport,
+    RecordState, Registry, RegistryError, StartFailure, StopOutcome, SweepReport,
 };
 
 use crate::errors::{self, NativeError};
@@ -126,6 +126,71 @@ pub fn registry_sweep(
             Err(e) => Err(e),
         };
         Ok(report.map(NativeSweepReport::from).into())
+    })
+}
+
+#[napi(object)]
+pub struct NativeStopResult {
+    /// A live serve was found and is gone now.
+    pub stopped: bool,
+    pub serve_pid: Option<i32>,
+    pub runner_pid: Option<i32>,
+    /// The serve outlived the grace and was killed.
+    pub forced: bool,
+}
+
+outcome! { StopFleetOutcome { result: NativeStopResult } }
+
+/// Stops fleet `fleet_key`'s serve and runner for everyone (off the JS thread); resolves once
+/// both are gone. A runner that cannot be proven, or processes that outlive a kill, are errors.
+#[napi(catch_unwind, ts_return_type = "Promise<StopFleetOutcome>")]
+pub fn registry_stop_fleet(
+    env: &Env,
+    dir: Option<String>,
+    fleet_key: String,
+    grace_ms: f64,
+) -> napi::Result<napi::bindgen_prelude::PromiseRaw<'_, StopFleetOutcome>> {
+    let registry = registry(dir);
+    let grace = qvac_managed_core::options::millis_saturating(grace_ms);
+    crate::guard::spawn(env, async move {
+        let registry = match registry {
+            Ok(registry) => registry,
+            Err(e) => return Ok(Err::<NativeStopResult, NativeError>(e.into()).into()),
+        };
+        let outcome = match registry.stop_fleet(&fleet_key, grace).await {
+            Ok(outcome) => outcome,
+            Err(e) => return Ok(Err::<NativeStopResult, NativeError>(e.into()).into()),
+        };
+        let result = match outcome {
+            StopOutcome::NotRunning => Ok(NativeStopResult {
+                stopped: false,
+                serve_pid: None,
+                runner_pid: None,
+                forced: false,
+            }),
+            StopOutcome::Stopped {
+                serve_pid,
+                runner_pid,
+                forced,
+                ..
+            } => Ok(NativeStopResult {
+                stopped: true,
+                serve_pid: Some(serve_pid),
+                runner_pid: Some(runner_pid),
+                forced,
+            }),
+            StopOutcome::NotProven { runner_pid } => Err(NativeError {
+                code: "SERVE_STOP_FAILED".into(),
+                message: format!("fleet {fleet_key}: pid {runner_pid} cannot be proven to be its runner (the record has no start time and its command line does not name the fleet); nothing was signalled. Stop it yourself if it is."),
+                ..Default::default()
+            }),
+            StopOutcome::StillRunning { serve_pid, runner_pid } => Err(NativeError {
+                code: "SERVE_STOP_FAILED".into(),
+                message: format!("fleet {fleet_key}: serve {serve_pid} or runner {runner_pid} is still running after the grace and a kill; see `qvac-managed logs {fleet_key}`"),
+                ..Default::default()
+            }),
+        };
+        Ok(result.into())
     })
 }
 

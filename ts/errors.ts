@@ -99,6 +99,23 @@ export class PortAllocationFailedError extends ServeStartError {
   }
 }
 
+/**
+ * The fleet's serve exited unexpectedly after becoming healthy more than `serveMaxRestarts`
+ * times within `windowMs`: it is not started again until `retryAfterMs` has passed (or
+ * `qvac-managed reset <fleet>`). `outputTail` is the last crash's output.
+ */
+export class ServeCrashLoopError extends ServeStartError {
+  readonly restarts: number;
+  readonly windowMs: number;
+  readonly retryAfterMs: number;
+  constructor(native: NativeError) {
+    super('SERVE_CRASH_LOOP', native);
+    this.restarts = native.restarts ?? 0;
+    this.windowMs = native.windowMs ?? 0;
+    this.retryAfterMs = native.retryAfterMs ?? 0;
+  }
+}
+
 /** The registry directory exists but is not safe to use (owner, mode, symlink); `path` names it. */
 export class RegistryUnsafeError extends QvacError {
   readonly path: string;
@@ -206,11 +223,14 @@ export function fromNative(native: NativeError): Error {
       return new ServeExitedError(native);
     case 'PORT_ALLOCATION_FAILED':
       return new PortAllocationFailedError(native);
+    case 'SERVE_CRASH_LOOP':
+      return new ServeCrashLoopError(native);
     case 'REGISTRY_UNSAFE':
       return new RegistryUnsafeError(native);
     case 'REGISTRY_IO':
       return new RegistryIoError(native);
     case 'SERVE_RECORD_UNTRUSTED':
+    case 'SERVE_STOP_FAILED':
       return new QvacManagedModeError(native.code, native.message);
     case 'ABORT_ERR':
       return abortError(native.message);

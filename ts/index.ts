@@ -32,9 +32,20 @@ export {
   ServeSpawnFailedError,
   ServeStartTimeoutError,
   ServeExitedError,
+  ServeCrashLoopError,
   PortAllocationFailedError
 } from './errors.js';
-export { ensureServe, ManagedServe, resolveRunnerPath } from './serve.js';
+export { ensureServe, stopServe, ManagedServe, resolveRunnerPath } from './serve.js';
+export type { StopServeResult } from './serve.js';
+export type {
+  ServeExitEvent,
+  ServeRespawnEvent,
+  ServeOutputEvent,
+  ServeEventMap,
+  ServeEventName,
+  ServeEventListener,
+  ServeEventListeners
+} from './events.js';
 export { resolveRunner, platformId, platformPackageName, asarUnpackedPath } from './host.js';
 export type { HostFacts, RunnerLookup } from './platform.cjs';
 export type { AttachOptions } from './serve.js';

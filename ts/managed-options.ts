@@ -2,6 +2,7 @@
 import { optionsArg, signalArg, stringArg } from './args.js';
 import { encodeValue } from './encode.js';
 import { fromNative } from './errors.js';
+import { checkListeners, type ServeEventListeners } from './events.js';
 import * as native from './native.js';
 
 /** A model as `createQvac({ mode: 'managed', models })` accepts it. */
@@ -22,6 +23,26 @@ export interface ManagedOptions {
   closeOnParentExit?: boolean;
   headers?: Record<string, string>;
   fetch?: typeof fetch;
+  /**
+   * Ours: the runner stops a serve as hung when it lives and accepts connections but answers
+   * no probe (`GET /v1/models`) for this long, and handles it as a crash (ms; default 60000; 0
+   * turns the watchdog off). A serve that answers within it, however slowly, is never stopped.
+   */
+  serveHangTimeout?: number;
+  /**
+   * Ours: an established TCP connection to the serve's port (an agent on `baseURL`, from any
+   * process) keeps it from being idle; it is reaped `serveIdleTimeout` after both its last
+   * consumer and its last connection are gone (default true; false is upstream's rule).
+   */
+  serveIdleCountsConnections?: boolean;
+  /**
+   * Ours: a fleet whose serve exits unexpectedly after becoming healthy more than this many
+   * times within 60 s is not started again until that window passes (SERVE_CRASH_LOOP;
+   * default 5).
+   */
+  serveMaxRestarts?: number;
+  /** Ours: lifecycle listeners, there before the first start (see `on()`). */
+  on?: ServeEventListeners;
   /**
    * Registry directory (ours; not in upstream). Default: `$QVAC_MANAGED_REGISTRY`, else
    * `~/.qvac/managed-serves`. Not part of the fleet key.
@@ -53,6 +74,9 @@ export interface ValidatedManagedOptions {
   serveBinPath: string | undefined;
   reuse: boolean;
   closeOnParentExit: boolean;
+  serveHangTimeout: number;
+  serveIdleCountsConnections: boolean;
+  serveMaxRestarts: number;
 }
 
 /** The options split into upstream's (encoded for the native checks) and our own, checked. */
@@ -61,17 +85,19 @@ export interface SplitOptions {
   encoded: string;
   registryDir: string | undefined;
   signal: AbortSignal | undefined;
+  on: ServeEventListeners | undefined;
 }
 
 /**
- * Checks our own options (`registryDir`, `signal`: not upstream's, not in the fleet key) and
- * encodes the rest for the native checks. INVALID_OPTION for a non-object.
+ * Checks our own JS-only options (`registryDir`, `signal`, `on`: not upstream's, not in the
+ * fleet key) and encodes the rest for the native checks (which also check our `serveHangTimeout`,
+ * `serveIdleCountsConnections` and `serveMaxRestarts`). INVALID_OPTION for a non-object.
  */
 export function splitOptions(options: unknown): SplitOptions {
-  const { registryDir, signal, ...upstream } = optionsArg<ManagedOptions>('options', options, false, 'an object');
+  const { registryDir, signal, on, ...upstream } = optionsArg<ManagedOptions>('options', options, false, 'an object');
   stringArg('registryDir', registryDir, true);
   signalArg('signal', signal);
-  return { encoded: encodeValue(upstream), registryDir, signal };
+  return { encoded: encodeValue(upstream), registryDir, signal, on: checkListeners(on) };
 }
 
 /**
@@ -92,7 +118,10 @@ export function validateManagedOptions(options: ManagedOptions): ValidatedManage
     serveIdleTimeout: o.serveIdleTimeoutMs,
     serveBinPath: o.serveBinPath ?? undefined,
     reuse: o.reuse,
-    closeOnParentExit: o.closeOnParentExit
+    closeOnParentExit: o.closeOnParentExit,
+    serveHangTimeout: o.serveHangTimeoutMs,
+    serveIdleCountsConnections: o.serveIdleCountsConnections,
+    serveMaxRestarts: o.serveMaxRestarts
   };
 }
 

@@ -2,7 +2,7 @@
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 
-import { booleanArg, optionsArg, received, stringArg } from './args.js';
+import { booleanArg, millisArg, optionsArg, received, stringArg } from './args.js';
 import { InvalidOptionError, fromNative } from './errors.js';
 import * as native from './native.js';
 
@@ -159,6 +159,18 @@ export class ManagedRegistry {
   async sweep(): Promise<SweepReport> {
     const { removed, keptUntrusted, corrupt, stoppedOrphans, movedAside } = check(await native.registrySweep(this.dir)).report!;
     return { removed, keptUntrusted, corrupt, stoppedOrphans, movedAside };
+  }
+
+  /**
+   * Stops the fleet's serve and runner for everyone (see `stopServe`); resolves once both are
+   * gone. `{ stopped: false }` when no serve runs for it.
+   */
+  async stopFleet(fleetKey: string, optionsIn?: { graceMs?: number }): Promise<{ stopped: boolean; pid: number | null; runnerPid: number | null; forced: boolean }> {
+    const key = fleetKeyArg(fleetKey);
+    const options = optionsArg<{ graceMs?: number }>('options', optionsIn);
+    const graceMs = millisArg('graceMs', options.graceMs, 5_000);
+    const r = check(await native.registryStopFleet(this.dir, key, graceMs)).result!;
+    return { stopped: r.stopped, pid: r.servePid ?? null, runnerPid: r.runnerPid ?? null, forced: r.forced };
   }
 
   /** Records moved aside by a sweep or a start (their serve could not be proven ours). */

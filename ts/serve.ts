@@ -4,10 +4,11 @@ import { millisArg, optionsArg, signalArg, stringArg } from './args.js';
 import { withSignal } from './cancel.js';
 import './exit.js';
 import { InvalidOptionError, fromNative } from './errors.js';
-import { splitOptions, type ManagedOptions } from './managed-options.js';
+import { ServeEvents, outputEvent, type ServeEventListener, type ServeEventName, type ServeExitEvent } from './events.js';
+import { splitOptions, validateManagedOptions, type ManagedOptions } from './managed-options.js';
 import * as native from './native.js';
 import { resolveRunner } from './platform.cjs';
-import { defaultRegistryDir } from './registry.js';
+import { ManagedRegistry, defaultRegistryDir } from './registry.js';
 
 /** Where the platform's `qvac-managed` binary is, or NATIVE_BINARY_MISSING (see `resolveRunner`). */
 export function resolveRunnerPath(): string {
@@ -40,18 +41,36 @@ export class ManagedServe {
   readonly runnerPid: number;
   /** True when this call started the serve. */
   readonly spawned: boolean;
+  /** The registry directory the serve is recorded in. */
+  readonly registryDir: string;
   readonly #handle: number;
   readonly #apiKey: string;
+  readonly #events: ServeEvents;
+  #watch: number | undefined;
+  #exit: ServeExitEvent | undefined;
 
-  constructor(attached: native.AttachedServe) {
+  /** @internal Made by `ensureServe`. */
+  constructor(attached: native.AttachedServe, registryDir: string, events: ServeEvents) {
     this.fleetKey = attached.fleetKey;
     this.baseURL = attached.baseURL;
     this.port = attached.port;
     this.pid = attached.servePid;
     this.runnerPid = attached.runnerPid;
     this.spawned = attached.spawned;
+    this.registryDir = registryDir;
     this.#handle = attached.handle;
     this.#apiKey = attached.apiKey;
+    this.#events = events;
+    // A process watch (pidfd, kqueue, process handle) on the serve: `exit` fires as it exits.
+    this.#watch = native.watchServeExit(
+      { registryDir, fleetKey: this.fleetKey, servePid: this.pid, serveStartTime: attached.serveStartTime ?? undefined, port: this.port },
+      (json: string) => {
+        this.#watch = undefined;
+        const e = JSON.parse(json) as { servePid: number; port: number; kind: ServeExitEvent['kind']; code?: number | null; signal?: string | null; outputTail?: string };
+        this.#exit = { kind: e.kind, code: e.code ?? null, signal: e.signal ?? null, outputTail: e.outputTail ?? '', pid: e.servePid, port: e.port };
+        this.#events.emit('exit', this.#exit);
+      }
+    );
   }
 
   /** The serve's API key (not enumerable, not in JSON). */
@@ -63,8 +82,26 @@ export class ManagedServe {
     return native.isLockHeld(this.#handle);
   }
 
-  /** Detaches: removes the marker, so the runner's idle clock can start. Idempotent. */
+  /** How the serve ended, once its `exit` event fired. */
+  get exit(): ServeExitEvent | undefined {
+    return this.#exit;
+  }
+
+  /** Adds a listener: `exit` as soon as this serve exits (see `ServeExitEvent`). */
+  on<K extends ServeEventName>(name: K, listener: ServeEventListener<K>): this {
+    this.#events.on(name, listener);
+    return this;
+  }
+
+  off<K extends ServeEventName>(name: K, listener: ServeEventListener<K>): this {
+    this.#events.off(name, listener);
+    return this;
+  }
+
+  /** Detaches: removes the marker, so the runner's idle clock can start; no more events. Idempotent. */
   release(): void {
+    if (this.#watch !== undefined) native.unwatchServeExit(this.#watch);
+    this.#watch = undefined;
     native.releaseLock(this.#handle);
   }
 }
@@ -77,7 +114,16 @@ export class ManagedServe {
  * `registryDir` and `signal` may be given in either argument (`attach` wins).
  */
 export async function ensureServe(options: ManagedOptions, attachIn?: AttachOptions): Promise<ManagedServe> {
-  const { encoded, signal: optionsSignal, registryDir: optionsRegistryDir } = splitOptions(options);
+  return attachServe(options, attachIn);
+}
+
+/**
+ * `ensureServe` with the events of an existing emitter (the managed provider's, which follows
+ * its serve across respawns); otherwise one made from `options.on`.
+ */
+export async function attachServe(options: ManagedOptions, attachIn?: AttachOptions, eventsIn?: ServeEvents): Promise<ManagedServe> {
+  const { encoded, signal: optionsSignal, registryDir: optionsRegistryDir, on } = splitOptions(options);
+  const events = eventsIn ?? new ServeEvents(on);
   const attach = optionsArg<AttachOptions>('attach', attachIn);
   signalArg('signal', attach.signal);
   stringArg('registryDir', attach.registryDir, true);
@@ -90,19 +136,49 @@ export async function ensureServe(options: ManagedOptions, attachIn?: AttachOpti
   const signal = attach.signal ?? optionsSignal;
   const precheck = native.validateManagedOptions(encoded);
   if (precheck.error) throw fromNative(precheck.error);
+  const registryDir = attach.registryDir ?? optionsRegistryDir ?? defaultRegistryDir();
   const request: native.EnsureServeRequest = {
     options: encoded,
     runnerPath: resolveRunnerPath(),
     projectDir: attach.projectDir ?? process.cwd(),
     nodePath: process.execPath,
     graceMs,
-    registryDir: attach.registryDir ?? optionsRegistryDir ?? defaultRegistryDir(),
+    registryDir,
     avoidServePid: avoid,
     // The runner and serve get what this process sees as its environment (in Bun,
     // process.env is not the C environment a native spawn would inherit).
     env: Object.entries(process.env).flatMap(([k, v]) => (v === undefined ? [] : [[k, v]]))
   };
-  const outcome = await withSignal(signal, 'attaching to the managed serve', (token) => native.ensureServe(request, token));
+  // Output lines only while someone listens (a follower polls the start's output file).
+  const onOutput = events.has('output') ? (record: string) => events.emit('output', outputEvent(record)) : undefined;
+  const outcome = await withSignal(signal, 'attaching to the managed serve', (token) => native.ensureServe(request, token, onOutput));
   if (outcome.error || !outcome.serve) throw fromNative(outcome.error!);
-  return new ManagedServe(outcome.serve);
+  return new ManagedServe(outcome.serve, registryDir, events);
 }
+
+/** What `stopServe` did: `stopped` is false when no serve was running for that fleet. */
+export interface StopServeResult {
+  stopped: boolean;
+  pid: number | null;
+  runnerPid: number | null;
+  /** The serve outlived `graceMs` and was killed. */
+  forced: boolean;
+}
+
+/**
+ * Stops the shared serve (and its runner) of these options' fleet for every process using it,
+ * resolving once both are gone. Its runner stops it (SIGTERM, then SIGKILL after the runner's
+ * grace); a serve still alive `graceMs` (default 5000) after the request is killed. Consumers
+ * still open get a fresh serve on their next request, and an `exit` event of kind `stopped`.
+ * SERVE_STOP_FAILED when the runner cannot be proven (nothing is signalled) or survives a kill.
+ */
+export async function stopServe(options: ManagedOptions, stopIn?: { graceMs?: number; registryDir?: string }): Promise<StopServeResult> {
+  const { registryDir: optionsRegistryDir } = splitOptions(options);
+  const stop = optionsArg<{ graceMs?: number; registryDir?: string }>('stop', stopIn);
+  stringArg('registryDir', stop.registryDir, true);
+  const graceMs = millisArg('graceMs', stop.graceMs, DEFAULT_STOP_GRACE_MS);
+  const { fleetKey } = validateManagedOptions(options);
+  return new ManagedRegistry(stop.registryDir ?? optionsRegistryDir).stopFleet(fleetKey, { graceMs });
+}
+
+const DEFAULT_STOP_GRACE_MS = 5_000;

@@ -78,7 +78,7 @@ test('createQvac + generateText + streamText against the fake serve, then close 
   assert.equal(readdirSync(registry).filter((f) => f.endsWith('.json')).length, 1);
   await provider.close();
   await waitFor(() => !running(servePid), 10_000, 'serve reaped after close');
-  await waitFor(() => readdirSync(registry).every((f) => f.endsWith('.log')), 5_000, 'registry left with only the runner log');
+  await waitFor(() => readdirSync(registry).every((f) => f.endsWith('.log') || f.endsWith('.exits')), 5_000, 'registry left with only the runner log and the exit history');
 });
 
 test('two processes share one serve; it is reaped after both leave', async (t) => {

@@ -1,5 +1,5 @@
 // The package as a Windows user gets it: installed from the win32 tarballs into a fresh project
-// and run by Node 22 for Windows (scripts/test-wine.mjs runs this file under Wine here; the
+// and run by Node 22 for Windows (scripts/test-windows.mjs runs this file under Wine here; the
 // release workflow's Windows leg can run it on Windows). Everything is imported by package name;
 // the fake serve is the project's `node_modules/@qvac/cli`, run by node.exe as the real CLI is.
 //
@@ -174,4 +174,34 @@ test('CLI: ps lists the serve; stop asks its runner through its stop event and b
   await waitFor(() => !running(serve.runnerPid), 10_000, 'the runner gone');
   const after = cli(['--registry', registryDir, 'ps', '--json']);
   assert.deepEqual(JSON.parse(after.stdout), []);
+});
+
+test('idle counts live connections (GetExtendedTcpTable); stopServe stops the serve for everyone with an exit event', async (t) => {
+  const { ensureServe, stopServe } = await import('qvac-managed');
+  const { connect } = await import('node:net');
+  const registryDir = tempDir(t);
+  const options = { models: [model], serveIdleTimeout: 200 };
+  const serve = await ensureServe(options, { registryDir, graceMs: 300 });
+  // A client on baseURL that is no consumer: a plain TCP connection keeps the serve.
+  const socket = connect(serve.port, '127.0.0.1');
+  t.after(() => socket.destroy());
+  await new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+  serve.release();
+  await new Promise((r) => setTimeout(r, 2_000));
+  assert.ok(running(serve.pid), 'kept while the connection is open');
+  await waitFor(() => JSON.parse(cli(['--registry', registryDir, 'ps', '--json']).stdout)[0]?.connections >= 1, 10_000, 'ps counts the connection');
+  socket.destroy();
+  await waitFor(() => !running(serve.pid), 30_000, 'reaped once the connection closed');
+
+  const kept = await ensureServe({ ...options, serveIdleTimeout: 60_000 }, { registryDir, graceMs: 300 });
+  t.after(() => kept.release());
+  const exited = new Promise((resolve) => kept.on('exit', resolve));
+  const alive = setInterval(() => {}, 1_000); // listeners keep nothing alive
+  const result = await stopServe({ ...options, serveIdleTimeout: 60_000 }, { registryDir });
+  assert.equal(result.stopped, true);
+  assert.equal(result.pid, kept.pid);
+  const exit = await exited;
+  clearInterval(alive);
+  assert.equal(exit.kind, 'stopped');
+  assert.equal(running(kept.pid), false);
 });

@@ -1,7 +1,9 @@
 // createQvac in managed mode: the provider over a shared managed serve, following respawns.
+import { ServeEvents, type ServeEventListener, type ServeEventName } from '../events.js';
 import { singleFlight } from '../retry.js';
-import { ensureServe, type AttachOptions, type ManagedServe } from '../serve.js';
-import { validateManagedOptions, type ManagedOptions } from '../managed-options.js';
+import { ManagedRegistry } from '../registry.js';
+import { attachServe, type AttachOptions, type ManagedServe, type StopServeResult } from '../serve.js';
+import { splitOptions, validateManagedOptions, type ManagedOptions } from '../managed-options.js';
 import { createExternalQvac, type QvacProvider } from './external.js';
 import { mergeHeaders } from './headers.js';
 
@@ -14,6 +16,18 @@ export interface ManagedQvacProvider extends QvacProvider {
   readonly baseURL: string;
   readonly port: number;
   readonly pid: number;
+  /**
+   * Lifecycle events: `exit` as soon as the serve this provider uses exits, `respawn` when a
+   * request moved to a new serve, `output` with the serve's lines while a start this provider
+   * waits on is in progress. Listeners never keep the process alive.
+   */
+  on<K extends ServeEventName>(name: K, listener: ServeEventListener<K>): this;
+  off<K extends ServeEventName>(name: K, listener: ServeEventListener<K>): this;
+  /**
+   * Stops this fleet's shared serve and runner for everyone (see `stopServe`); this provider and
+   * every other consumer get a fresh serve on their next request.
+   */
+  stopServe(options?: { graceMs?: number }): Promise<StopServeResult>;
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -72,6 +86,9 @@ export async function createManagedQvac(options: QvacManagedOptions, attach: Att
   // fetch will check them (the native check does not know fetch's ByteString rule).
   validateManagedOptions(options);
   mergeHeaders(options.headers);
+  // One emitter for the provider's life: `on` listeners see the first start's output, and every
+  // later serve's events.
+  const events = new ServeEvents(splitOptions(options).on);
   // The parent pact is armed before the (possibly long) first start, as upstream does.
   let closeProvider: (() => Promise<void>) | undefined;
   let serve: ManagedServe | undefined;
@@ -90,7 +107,7 @@ export async function createManagedQvac(options: QvacManagedOptions, attach: Att
   }
 
   try {
-    serve = await ensureServe(options, attach);
+    serve = await attachServe(options, attach, events);
   } catch (error) {
     if (parentWatch) clearInterval(parentWatch);
     process.off('disconnect', onParentGone);
@@ -114,10 +131,17 @@ export async function createManagedQvac(options: QvacManagedOptions, attach: Att
     const later: QvacManagedOptions = { ...options, signal: undefined };
     const reresolve = singleFlight(async () => {
       // Never the serve that just refused the connection: its runner notices and replaces it.
-      const next = await ensureServe(later, { ...attach, avoidServePid: live.pid, signal: undefined });
+      const next = await attachServe(later, { ...attach, avoidServePid: live.pid, signal: undefined }, events);
       const previous = live;
       live = next;
       previous.release();
+      events.emit('respawn', {
+        reason: previous.exit?.kind ?? 'unreachable',
+        oldPid: previous.pid,
+        newPid: next.pid,
+        oldPort: previous.port,
+        newPort: next.port
+      });
       return next;
     });
 
@@ -164,6 +188,16 @@ export async function createManagedQvac(options: QvacManagedOptions, attach: Att
     });
     provider['close'] = close;
     provider[Symbol.asyncDispose] = close;
+    provider['on'] = function on(this: unknown, name: ServeEventName, listener: ServeEventListener<ServeEventName>) {
+      events.on(name, listener);
+      return this;
+    };
+    provider['off'] = function off(this: unknown, name: ServeEventName, listener: ServeEventListener<ServeEventName>) {
+      events.off(name, listener);
+      return this;
+    };
+    provider['stopServe'] = (stop?: { graceMs?: number }): Promise<StopServeResult> =>
+      new ManagedRegistry(live.registryDir).stopFleet(live.fleetKey, stop);
     return provider as unknown as ManagedQvacProvider;
   }
 }

@@ -9,10 +9,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use qvac_managed_core::consumer_watch::ConsumerWatch;
 use qvac_managed_core::dir_watch::DirWatch;
+use qvac_managed_core::managed_options::{CRASH_LOOP_WINDOW, DEFAULT_SERVE_MAX_RESTARTS};
 use qvac_managed_core::options::millis_saturating;
-use qvac_managed_core::platform::{self, Signal};
+use qvac_managed_core::platform;
 use qvac_managed_core::registry::{
-    js_number_value, RecordState, Registry, ServeInfo, UnverifiedRecord,
+    js_number_value, now_ms, CrashLoop, Registry, ServeHealth, ServeInfo, StopOutcome,
+    UnverifiedRecord,
 };
 use qvac_managed_core::serve_start::resolve_serve_command_in;
 
@@ -35,19 +37,32 @@ pub fn ps(registry: &Registry, json: bool) -> CommandResult {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:<16}  {:>7}  {:>7}  {:>5}  {:>9}  {:>8}  {:>10}  MODELS",
-        "FLEET", "SERVE", "RUNNER", "PORT", "CONSUMERS", "UPTIME", "IDLE AFTER"
+        "{:<16}  {:>7}  {:>7}  {:>5}  {:>9}  {:>5}  {:>8}  {:>10}  {:<20}  MODELS",
+        "FLEET",
+        "SERVE",
+        "RUNNER",
+        "PORT",
+        "CONSUMERS",
+        "CONNS",
+        "UPTIME",
+        "IDLE AFTER",
+        "LAST PROBE"
     );
     for s in &serves {
+        let health = s.health.as_ref();
         println!(
-            "{:<16}  {:>7}  {:>7}  {:>5}  {:>9}  {:>8}  {:>10}  {}",
+            "{:<16}  {:>7}  {:>7}  {:>5}  {:>9}  {:>5}  {:>8}  {:>10}  {:<20}  {}",
             short_key(&s.fleet_key),
             s.serve_pid,
             s.runner_pid,
             s.port,
             s.consumers,
+            health
+                .and_then(|h| h.connections)
+                .map_or_else(|| "-".into(), |n| n.to_string()),
             uptime(&s.started_at).map_or_else(|| "?".into(), human),
             human(millis_saturating(s.idle_timeout_ms)),
+            health.map_or_else(|| "-".into(), last_probe),
             s.models.join(",")
         );
     }
@@ -84,8 +99,42 @@ fn unverified_json(u: &UnverifiedRecord) -> serde_json::Value {
     })
 }
 
+/// `200 in 3ms, 1s ago`, `timeout, 2s ago`, or `off` (no watchdog) for the table.
+fn last_probe(h: &ServeHealth) -> String {
+    if h.hang_timeout_ms == 0 {
+        return "off".into();
+    }
+    let Some(at) = h.last_probe_at else {
+        return "none yet".into();
+    };
+    let ago = human(Duration::from_millis(now_ms().saturating_sub(at)));
+    match (h.last_probe_status, &h.last_probe_error) {
+        (Some(status), _) => format!("{status} in {}ms, {ago} ago", h.last_probe_ms.unwrap_or(0)),
+        (None, Some(err)) if err.starts_with("no response") => format!("no answer, {ago} ago"),
+        (None, _) => format!("failed, {ago} ago"),
+    }
+}
+
+fn health_json(h: &ServeHealth) -> serde_json::Value {
+    serde_json::json!({
+        "hangTimeoutMs": h.hang_timeout_ms,
+        "lastProbeAt": h.last_probe_at.map(iso_millis),
+        "lastProbeStatus": h.last_probe_status,
+        "lastProbeMs": h.last_probe_ms,
+        "lastProbeError": h.last_probe_error,
+        "lastAnswerAt": h.last_answer_at.map(iso_millis),
+    })
+}
+
+/// Milliseconds since the epoch as RFC 3339 (as records carry `startedAt`).
+fn iso_millis(ms: u64) -> String {
+    humantime::format_rfc3339_millis(SystemTime::UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
 fn serve_json(s: &ServeInfo) -> serde_json::Value {
     serde_json::json!({
+        "connections": s.health.as_ref().and_then(|h| h.connections),
+        "lastProbe": s.health.as_ref().map(health_json),
         "fleetKey": s.fleet_key,
         "models": s.models,
         "baseURL": s.base_url,
@@ -155,53 +204,40 @@ pub fn stop(registry: &Registry, fleet: Option<&str>, all: bool) -> CommandResul
         println!("no managed serves running");
         return Ok(ExitCode::SUCCESS);
     }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let mut failed = false;
     for serve in targets {
-        // Re-read and trust-check right before signalling: never signal a pid that is not the
-        // recorded runner (pid + start time).
-        let RecordState::Trusted(record) = registry.read_record(&serve.fleet_key)? else {
-            println!("{}: already gone", serve.fleet_key);
-            continue;
-        };
-        if !record.runner_is_proven() {
-            println!(
-                "{}: not stopped: pid {} cannot be proven to be this fleet's runner (the record has no start time and its command line does not name the fleet); stop it yourself if it is",
-                serve.fleet_key, record.runner_pid
-            );
-            failed = true;
-            continue;
-        }
-        // Through a pidfd opened before the identity is re-checked: the pid signalled is the
-        // runner proven above, even if it exited and the pid was reused in between.
-        if !record.runner_identity().signal(Signal::Term) {
-            println!("{}: already gone", serve.fleet_key);
-            continue;
-        }
         print!(
             "{}: stopping (runner {}, serve {}) ... ",
-            serve.fleet_key, record.runner_pid, record.serve_pid
+            serve.fleet_key, serve.runner_pid, serve.serve_pid
         );
         std::io::stdout().flush()?;
-        let started = Instant::now();
-        let serve_identity = record.serve_identity();
-        let runner_identity = record.runner_identity();
-        let deadline = started + Duration::from_secs(15);
-        while Instant::now() < deadline
-            && !(serve_identity.liveness().is_provably_dead()
-                && runner_identity.liveness().is_provably_dead())
-        {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        if serve_identity.liveness().is_provably_dead()
-            && runner_identity.liveness().is_provably_dead()
-        {
-            println!("stopped in {} ms", started.elapsed().as_millis());
-        } else {
-            println!(
-                "still running after 15 s; check `qvac-managed logs {}`",
-                serve.fleet_key
-            );
-            failed = true;
+        match runtime.block_on(registry.stop_fleet(&serve.fleet_key, STOP_GRACE))? {
+            StopOutcome::NotRunning => println!("already gone"),
+            StopOutcome::Stopped { forced, took, .. } => println!(
+                "stopped in {} ms{}",
+                took.as_millis(),
+                if forced {
+                    " (the serve outlived the grace and was killed)"
+                } else {
+                    ""
+                }
+            ),
+            StopOutcome::NotProven { runner_pid } => {
+                println!(
+                    "not stopped: pid {runner_pid} cannot be proven to be this fleet's runner (the record has no start time and its command line does not name the fleet); stop it yourself if it is"
+                );
+                failed = true;
+            }
+            StopOutcome::StillRunning { .. } => {
+                println!(
+                    "still running after the grace and a kill; check `qvac-managed logs {}`",
+                    serve.fleet_key
+                );
+                failed = true;
+            }
         }
     }
     Ok(if failed {
@@ -210,6 +246,9 @@ pub fn stop(registry: &Registry, fleet: Option<&str>, all: bool) -> CommandResul
         ExitCode::SUCCESS
     })
 }
+
+/// How long `stop` lets a runner stop its serve gracefully before the serve is killed.
+const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Runner logs (`<key>.log`, `<key>.log.1`) and start failures (`<key>.error`) of a fleet with
 /// no record are kept this long after their last write, then `gc` removes them. Private fleets
@@ -244,10 +283,18 @@ pub fn gc(registry: &Registry, dry_run: bool, json: bool) -> CommandResult {
         .into_iter()
         .filter(|u| dry_run || !report.removed.contains(&u.path))
         .collect();
+    let crash_loops = crash_loops(registry)?;
     if json {
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
+                "crashLoops": crash_loops.iter().map(|(key, c)| serde_json::json!({
+                    "fleetKey": key,
+                    "restarts": c.restarts,
+                    "windowMs": c.window.as_millis() as u64,
+                    "retryAfterMs": c.retry_after.as_millis() as u64,
+                    "resetWith": format!("qvac-managed reset {key}"),
+                })).collect::<Vec<_>>(),
                 "dryRun": dry_run,
                 "removed": paths(&report.removed),
                 "keptUntrusted": paths(&report.kept_untrusted),
@@ -284,6 +331,14 @@ pub fn gc(registry: &Registry, dry_run: bool, json: bool) -> CommandResult {
         );
     }
     print_unverified(&unverified);
+    for (key, c) in &crash_loops {
+        println!(
+            "crash loop: fleet {key} crashed {} times in {} s; starts are refused for {} s more (at the default serveMaxRestarts {DEFAULT_SERVE_MAX_RESTARTS}); allow one now with: qvac-managed reset {key}",
+            c.restarts,
+            c.window.as_secs(),
+            c.retry_after.as_secs_f64().ceil() as u64
+        );
+    }
     for path in &report.corrupt {
         println!(
             "kept {} (unreadable record; remove it by hand once no serve uses it)",
@@ -308,7 +363,7 @@ fn finished_fleet_files(
     let mut found = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(key) = [".log.1", ".log", ".error"]
+        let Some(key) = [".log.1", ".log", ".error", ".exits", ".health"]
             .iter()
             .find_map(|suffix| name.strip_suffix(suffix))
         else {
@@ -336,6 +391,54 @@ fn finished_fleet_files(
     }
     found.sort();
     Ok(found)
+}
+
+/// Fleets held by the crash-loop cap at the default `serveMaxRestarts` (a consumer may set its own).
+fn crash_loops(
+    registry: &Registry,
+) -> Result<Vec<(String, CrashLoop)>, Box<dyn std::error::Error>> {
+    Ok(registry
+        .fleets_with_exits()?
+        .into_iter()
+        .filter_map(|key| {
+            let held = registry.crash_loop(&key, DEFAULT_SERVE_MAX_RESTARTS, CRASH_LOOP_WINDOW)?;
+            Some((key, held))
+        })
+        .collect())
+}
+
+/// Forgets a fleet's recorded exits, so the crash-loop cap allows a start at once.
+pub fn reset(registry: &Registry, fleet: &str) -> CommandResult {
+    let keys: Vec<String> = registry
+        .fleets_with_exits()?
+        .into_iter()
+        .filter(|k| k.starts_with(fleet))
+        .collect();
+    match keys.as_slice() {
+        [] => {
+            println!("{fleet}: nothing to reset (no recorded exits; see `qvac-managed gc`)");
+            Ok(ExitCode::SUCCESS)
+        }
+        [key] => {
+            let held = registry.crash_loop(key, DEFAULT_SERVE_MAX_RESTARTS, CRASH_LOOP_WINDOW);
+            registry.reset_exits(key)?;
+            match held {
+                Some(c) => println!(
+                    "{key}: crash loop cleared ({} crashes in {} s forgotten); the next request starts the serve",
+                    c.restarts,
+                    c.window.as_secs()
+                ),
+                None => println!("{key}: recorded exits forgotten"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        many => Err(format!(
+            "{fleet} matches {} fleets ({}); give more of the key",
+            many.len(),
+            many.join(", ")
+        )
+        .into()),
+    }
 }
 
 /// True when this call removed the file (false when someone else already had).

@@ -1,5 +1,5 @@
 //! `qvac-managed`: the detached runner that owns one managed serve (`run`, hidden), and the user
-//! CLI over the registry: `ps`, `stop`, `gc`, `logs`, `doctor`.
+//! CLI over the registry: `ps`, `stop`, `gc`, `reset`, `logs`, `doctor`.
 
 mod commands;
 mod platform;
@@ -48,8 +48,9 @@ enum Command {
         #[arg(long, conflicts_with = "fleet")]
         all: bool,
     },
-    /// Remove leftovers of provably dead serves and consumers (never anything live), and the logs
-    /// and start errors of fleets with no record once they are 24 h old.
+    /// Remove leftovers of provably dead serves and consumers (never anything live), and the logs,
+    /// start errors and exit histories of fleets with no record once they are 24 h old; report
+    /// fleets held by the crash-loop cap.
     Gc {
         /// Only list what would be removed.
         #[arg(long)]
@@ -57,6 +58,12 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Forget a fleet's recorded crashes, so a fleet held by the crash-loop cap starts again at
+    /// the next request.
+    Reset {
+        /// A fleet key, or a unique prefix of one (see `qvac-managed gc`).
+        fleet: String,
     },
     /// Print a fleet's runner log.
     Logs {
@@ -97,6 +104,7 @@ fn main() -> ExitCode {
         Command::Ps { json } => commands::ps(&registry, json),
         Command::Stop { fleet, all } => commands::stop(&registry, fleet.as_deref(), all),
         Command::Gc { dry_run, json } => commands::gc(&registry, dry_run, json),
+        Command::Reset { fleet } => commands::reset(&registry, &fleet),
         Command::Logs { fleet, follow } => commands::logs(&registry, &fleet, follow),
         Command::Doctor { serve_bin_path } => commands::doctor(&registry, serve_bin_path),
     };

@@ -57,8 +57,11 @@ mod imp {
     /// Orphaned grandchildren of the serve are re-parented to the runner, which reaps them
     /// while tearing the group down (Linux); elsewhere they go to init as usual.
     pub fn become_subreaper() {
+        // Without it a serve that daemonizes is re-parented to init, out of our reach: say so.
         #[cfg(target_os = "linux")]
-        let _ = nix::sys::prctl::set_child_subreaper(true);
+        if let Err(err) = nix::sys::prctl::set_child_subreaper(true) {
+            tracing::warn!(%err, "cannot become a child subreaper; a serve that daemonizes would escape the runner");
+        }
     }
 
     /// The requests to stop this process (SIGTERM, SIGINT). Must be created within a tokio

@@ -59,6 +59,17 @@ pub enum ProbeError {
 /// `GET url` with `Authorization: Bearer <token>` when given; the response status, or why
 /// there was none. The whole exchange is bounded by `timeout`.
 pub async fn probe(url: &str, bearer: Option<&str>, timeout: Duration) -> Result<u16, ProbeError> {
+    probe_observed(url, bearer, timeout, |_| {}).await
+}
+
+/// [`probe`], telling `connected` the local port of its connection once it is made (so a caller
+/// counting the serve's connections can leave its own probe out).
+pub async fn probe_observed(
+    url: &str,
+    bearer: Option<&str>,
+    timeout: Duration,
+    connected: impl FnOnce(u16),
+) -> Result<u16, ProbeError> {
     let (host, port, path) =
         parse_http_url(url).ok_or_else(|| ProbeError::BadUrl(url.to_owned()))?;
     let exchange = async {
@@ -67,6 +78,9 @@ pub async fn probe(url: &str, bearer: Option<&str>, timeout: Duration) -> Result
             std::io::ErrorKind::ConnectionRefused => ProbeError::Refused,
             _ => ProbeError::Other(e.to_string()),
         })?;
+        if let Ok(local) = stream.local_addr() {
+            connected(local.port());
+        }
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| ProbeError::Other(e.to_string()))?;

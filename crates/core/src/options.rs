@@ -62,6 +62,7 @@ pub fn integer_in(option: &str, value: f64, min: u32, max: u32) -> Result<u32, I
             match (min, max) {
                 (1, u32::MAX) => "a whole number >= 1",
                 (1, 65535) => "a whole number from 1 to 65535",
+                (0, 1000) => "a whole number from 0 to 1000",
                 _ => "a whole number in range",
             },
         ));

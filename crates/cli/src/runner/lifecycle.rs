@@ -8,23 +8,36 @@
 //! at least one of them sees the other. A consumer arriving at the deadline either keeps the live
 //! serve (the runner sees its marker and republishes) or starts a fresh one (it sees no record).
 //!
+//! While the serve runs, the runner also probes it (`GET /v1/models` with its key) as a hang
+//! watchdog, counts the TCP connections to its port (a client on `baseURL` keeps it from being
+//! idle), writes both to `<key>.health` for `ps`, and appends how the serve ended to
+//! `<key>.exits` (why a consumer's serve went away, and the crash-loop cap).
+//!
 //! This lives in the binary, not in core, because it installs process-wide signal handlers.
 
+use std::cell::Cell;
 use std::fs;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use qvac_managed_core::consumer_watch::ConsumerWatch;
 use qvac_managed_core::dir_watch::DirWatch;
+use qvac_managed_core::http::{probe_observed, ProbeError};
 use qvac_managed_core::launch::RunnerParams;
 use qvac_managed_core::options::millis_saturating;
 use qvac_managed_core::pid_lock::{PidLock, PidLockError};
+use qvac_managed_core::platform::tcp_connections_to;
 use qvac_managed_core::process::stop_adopted_children;
 use qvac_managed_core::process::ProcessIdentity;
 use qvac_managed_core::registry::{
-    Displaced, RecordState, Registry, RegistryError, ServeRecord, StartFailure,
+    now_ms, Displaced, ExitKind, RecordState, Registry, RegistryError, ServeExit, ServeHealth,
+    ServeRecord, StartFailure, StartOutput,
 };
 use qvac_managed_core::retry::{CancelToken, RetryPolicy};
 use qvac_managed_core::serve_start::{start_serve, StartedServe};
+use qvac_managed_core::supervisor::ExitReport;
 
 use crate::platform::StopRequests;
 
@@ -35,6 +48,9 @@ pub enum RunnerExit {
     Reaped,
     /// The serve exited on its own; the next consumer request respawns it.
     ServeCrashed,
+    /// The serve lived and accepted connections but answered no probe for `serveHangTimeout`;
+    /// stopped, and handled as a crash.
+    ServeHung,
     /// SIGTERM or SIGINT.
     Signalled,
     /// The serve never became healthy; `<key>.error` says why.
@@ -74,10 +90,16 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
         },
         None => None,
     };
+    // The serve's output while it starts, for the consumers waiting on it (download progress).
+    let start_output = StartOutput::create(&registry, &key);
     let started = tokio::select! {
-        started = start_serve(&params) => started,
-        _ = stop_requests.recv() => return RunnerExit::Signalled,
+        started = start_serve(&params, Some(start_output.sink())) => started,
+        _ = stop_requests.recv() => {
+            start_output.finish();
+            return RunnerExit::Signalled;
+        }
     };
+    start_output.finish();
     // An older consumer (no launcher in the params) hands the lock over itself.
     let handed_over = handed_over.or_else(|| PidLock::adopt(&lock_path).ok().flatten());
     let StartedServe {
@@ -199,19 +221,30 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
     health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut refusals = 0;
     let mut empty_since: Option<Instant> = None;
+    let mut watchdog = Watchdog::new(&params, &record);
+    let mut probe: Option<ProbeFuture> = None;
+    let mut report: Option<ExitReport> = None;
     let exit = loop {
         let live = registry.live_consumers(&key, true).unwrap_or_default();
         watch.track(&live);
-        if live.is_empty() {
+        // Only while no consumer is left: a client on `baseURL` (an agent) keeps the serve.
+        let connections = (params.idle_counts_connections && live.is_empty())
+            .then(|| watchdog.connections(port))
+            .flatten()
+            .unwrap_or(0);
+        if live.is_empty() && connections == 0 {
             empty_since.get_or_insert_with(Instant::now);
         } else {
             empty_since = None;
         }
         let idle_deadline = empty_since.map(|since| since + idle);
+        // Connections close without an event: look again soon while any is open.
+        let recount = (connections > 0).then(|| Instant::now() + CONNECTION_RECOUNT);
         tokio::select! {
-            report = serve.exited() => {
-                tracing::warn!(kind = report.kind.as_str(), code = ?report.code, signal = ?report.signal, tail = %report.output_tail, "serve exited on its own");
+            exited = serve.exited() => {
+                tracing::warn!(kind = exited.kind.as_str(), code = ?exited.code, signal = ?exited.signal, tail = %exited.output_tail, "serve exited on its own");
                 let _ = registry.remove_record(&key);
+                report = Some(exited);
                 // A serve that daemonized (new session, leader gone) still runs under us, the
                 // subreaper: it is stopped, not left listening with the key, untracked.
                 let adopted = stop_adopted_children(params.grace()).await;
@@ -221,7 +254,8 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
                 break RunnerExit::ServeCrashed;
             }
             _ = health.tick() => {
-                match listening(&params.host, port).await {
+                let accepts = listening(&params.host, port).await;
+                match accepts {
                     Some(false) => refusals += 1,
                     Some(true) => refusals = 0,
                     None => {}
@@ -231,10 +265,36 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
                 if refusals >= 2 {
                     tracing::warn!(port, "the serve stopped listening (connection refused); treating it as crashed");
                     let _ = registry.remove_record(&key);
-                    let report = serve.stop(None).await;
-                    tracing::info!(kind = report.kind.as_str(), "serve stopped");
+                    let stopped = serve.stop(None).await;
+                    tracing::info!(kind = stopped.kind.as_str(), "serve stopped");
+                    report = Some(stopped);
                     break RunnerExit::ServeCrashed;
                 }
+                if accepts == Some(true) && watchdog.hung() {
+                    tracing::error!(
+                        port,
+                        hang_timeout_ms = watchdog.hang_timeout.map_or(0, |t| t.as_millis() as u64),
+                        last_probe_error = ?watchdog.health.last_probe_error,
+                        "the serve is hung: it lives and accepts connections but answered no probe within serveHangTimeout; stopping it"
+                    );
+                    let _ = registry.remove_record(&key);
+                    let stopped = serve.stop(None).await;
+                    tracing::info!(kind = stopped.kind.as_str(), "hung serve stopped");
+                    report = Some(stopped);
+                    break RunnerExit::ServeHung;
+                }
+                if probe.is_none() {
+                    probe = watchdog.start_probe();
+                }
+                // Without the watchdog no probe writes the health file: the connections still do.
+                if probe.is_none() && watchdog.recount(port) {
+                    let _ = registry.write_health(&key, &watchdog.health);
+                }
+            }
+            outcome = async { probe.as_mut().expect("guarded by is_some").await }, if probe.is_some() => {
+                probe = None;
+                watchdog.probed(outcome, port);
+                let _ = registry.write_health(&key, &watchdog.health);
             }
             _ = record_watch.changed() => {
                 if !record_is_intact(&registry, &record) {
@@ -250,18 +310,46 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
             }
             _ = stop_requests.recv() => break RunnerExit::Signalled,
             _ = watch.changed() => {}
+            _ = sleep_until_deadline(recount) => {}
             _ = sleep_until_deadline(idle_deadline) => {
-                if try_reap(&registry, &key, &record).await {
+                let counts = params.idle_counts_connections.then_some(&watchdog);
+                if try_reap(&registry, &key, &record, port, counts).await {
                     break RunnerExit::Reaped;
                 }
                 empty_since = None;
             }
         }
     };
-    if exit != RunnerExit::ServeCrashed {
+    drop(probe);
+    // With the record, before the serve stops: nothing of this serve is left once it is gone.
+    StartOutput::remove(&registry, &key);
+    if !matches!(exit, RunnerExit::ServeCrashed | RunnerExit::ServeHung) {
         let _ = registry.remove_record(&key);
-        let report = serve.stop(None).await;
-        tracing::info!(kind = report.kind.as_str(), "serve stopped");
+        let stopped = serve.stop(None).await;
+        tracing::info!(kind = stopped.kind.as_str(), "serve stopped");
+        report = Some(stopped);
+    }
+    registry.remove_health(&key);
+    let kind = match exit {
+        RunnerExit::ServeCrashed => Some(ExitKind::Crashed),
+        RunnerExit::ServeHung => Some(ExitKind::Hung),
+        RunnerExit::Signalled => Some(ExitKind::Stopped),
+        RunnerExit::Reaped => Some(ExitKind::Reaped),
+        RunnerExit::StartFailed | RunnerExit::Duplicate => None,
+    };
+    if let (Some(kind), Some(report)) = (kind, &report) {
+        let ended = ServeExit {
+            serve_pid: record.serve_pid,
+            port,
+            kind,
+            at: now_ms(),
+            code: report.code,
+            signal: report.signal_name().map(str::to_owned),
+            output_tail: report.output_tail.clone(),
+        };
+        if let Err(err) = registry.record_exit(&key, &ended) {
+            tracing::warn!(%err, "cannot record how the serve ended");
+        }
     }
     stop_adopted_children(params.grace()).await;
     // Only an empty consumers dir goes: a marker may belong to a consumer about to respawn.
@@ -274,6 +362,115 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
     }
     tracing::info!(?exit, "runner done");
     exit
+}
+
+/// A probe in flight: its outcome and how long it took.
+type ProbeFuture = Pin<Box<dyn Future<Output = (Result<u16, ProbeError>, Duration)>>>;
+
+/// How often connections are counted while one is open and no consumer is left.
+const CONNECTION_RECOUNT: Duration = Duration::from_millis(250);
+
+/// The hang watchdog and the connection count: what `<key>.health` says.
+struct Watchdog {
+    hang_timeout: Option<Duration>,
+    url: String,
+    api_key: String,
+    /// The local port of the last probe, left out of the connection count.
+    probe_port: Rc<Cell<Option<u16>>>,
+    /// Set when a probe got no answer within the hang timeout.
+    timed_out: bool,
+    last_answer: Instant,
+    health: ServeHealth,
+    /// `recount` wrote the health file at least once.
+    health_written: bool,
+}
+
+impl Watchdog {
+    fn new(params: &RunnerParams, record: &ServeRecord) -> Watchdog {
+        let hang_timeout = params.hang_timeout();
+        Watchdog {
+            hang_timeout,
+            url: format!("{}/models", record.base_url.trim_end_matches('/')),
+            api_key: record.api_key.clone(),
+            probe_port: Rc::new(Cell::new(None)),
+            timed_out: false,
+            // Healthy just now: the start's health check was answered.
+            last_answer: Instant::now(),
+            health: ServeHealth {
+                serve_pid: record.serve_pid,
+                last_answer_at: Some(now_ms()),
+                hang_timeout_ms: hang_timeout.map_or(0, |t| t.as_millis() as u64),
+                ..ServeHealth::default()
+            },
+            health_written: false,
+        }
+    }
+
+    /// Established connections to `port` other than our probe's; `None` where not countable.
+    fn connections(&self, port: u16) -> Option<u32> {
+        let own: Vec<u16> = self.probe_port.get().into_iter().collect();
+        tcp_connections_to(port, &own)
+    }
+
+    /// Counts the connections for `<key>.health`; true when the count changed (or was never
+    /// written).
+    fn recount(&mut self, port: u16) -> bool {
+        let now = self.connections(port);
+        let changed = !self.health_written || now != self.health.connections;
+        self.health.connections = now;
+        self.health_written = true;
+        changed
+    }
+
+    /// A probe bounded by the hang timeout, or none when the watchdog is off.
+    fn start_probe(&self) -> Option<ProbeFuture> {
+        let timeout = self.hang_timeout?;
+        let (url, key, port) = (
+            self.url.clone(),
+            self.api_key.clone(),
+            self.probe_port.clone(),
+        );
+        port.set(None);
+        Some(Box::pin(async move {
+            let started = Instant::now();
+            let outcome = probe_observed(&url, Some(&key), timeout, |p| port.set(Some(p))).await;
+            // The port stays excluded until the next probe: its socket closes a moment later.
+            (outcome, started.elapsed())
+        }))
+    }
+
+    /// Any HTTP answer, whatever its status, shows the serve is not hung.
+    fn probed(&mut self, (outcome, took): (Result<u16, ProbeError>, Duration), port: u16) {
+        self.health.last_probe_at = Some(now_ms());
+        self.health.last_probe_ms = Some(took.as_millis() as u64);
+        match outcome {
+            Ok(status) => {
+                self.last_answer = Instant::now();
+                self.timed_out = false;
+                self.health.last_answer_at = self.health.last_probe_at;
+                self.health.last_probe_status = Some(status);
+                self.health.last_probe_error = None;
+            }
+            Err(err) => {
+                self.timed_out = matches!(err, ProbeError::Timeout(_));
+                self.health.last_probe_status = None;
+                self.health.last_probe_error = Some(err.to_string());
+            }
+        }
+        self.health.connections = self.connections(port);
+    }
+
+    /// Hung: a probe went unanswered for the whole hang timeout, or (a serve that fails every
+    /// probe at once, e.g. resets) nothing was answered for the timeout plus a probe interval.
+    /// A slow serve that answers each probe within the timeout is never hung.
+    fn hung(&self) -> bool {
+        let Some(timeout) = self.hang_timeout else {
+            return false;
+        };
+        self.timed_out
+            || (self.health.last_probe_error.is_some()
+                && self.last_answer.elapsed() >= timeout + HEALTH_INTERVAL)
+    }
 }
 
 /// How often the runner checks that its serve still listens.
@@ -354,9 +551,16 @@ async fn sleep_until_deadline(deadline: Option<Instant>) {
     }
 }
 
-/// Takes the spawn lock, removes the record, and re-checks the consumers. True = reap now (the
-/// lock file stays until the serve is gone); false = someone attached, the record is back.
-async fn try_reap(registry: &Registry, key: &str, record: &ServeRecord) -> bool {
+/// Takes the spawn lock, removes the record, and re-checks the consumers (and, with `counts`,
+/// the connections to `port`). True = reap now (the lock file stays until the serve is gone);
+/// false = someone attached or connected, the record is back.
+async fn try_reap(
+    registry: &Registry,
+    key: &str,
+    record: &ServeRecord,
+    port: u16,
+    counts: Option<&Watchdog>,
+) -> bool {
     let policy = RetryPolicy {
         attempts: 100,
         base_delay: Duration::from_millis(2),
@@ -395,6 +599,14 @@ async fn try_reap(registry: &Registry, key: &str, record: &ServeRecord) -> bool 
         .is_empty()
     {
         tracing::info!("a consumer attached at the idle deadline; keeping the serve");
+        let _ = registry.write_record(record);
+        return false;
+    }
+    if let Some(connections) = counts.and_then(|w| w.connections(port)).filter(|&n| n > 0) {
+        tracing::info!(
+            connections,
+            "a client connected at the idle deadline; keeping the serve"
+        );
         let _ = registry.write_record(record);
         return false;
     }

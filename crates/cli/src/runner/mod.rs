@@ -102,6 +102,11 @@ pub fn run(params_path: &Path, foreground: bool, detached: bool) -> ExitCode {
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         runtime.block_on(lifecycle::run_serve(params))
     }));
+    // However it ended, this runner's start output is of no more use (a runner that stood down
+    // for another leaves that one's).
+    if !matches!(run, Ok(RunnerExit::Duplicate)) {
+        qvac_managed_core::registry::StartOutput::remove(&registry, &key);
+    }
     match run {
         Ok(RunnerExit::StartFailed) => ExitCode::from(1),
         Ok(_) => {

@@ -17,10 +17,11 @@ use std::time::{Duration, Instant};
 use crate::dir_watch::DirWatch;
 use crate::launch::{launch_runner, RunnerParams};
 use crate::managed_options::ManagedOptions;
+use crate::managed_options::CRASH_LOOP_WINDOW;
 use crate::pid_lock::PidLockError;
 use crate::process::ProcessIdentity;
 use crate::registry::{
-    ConsumerMarker, RecordState, Registry, RegistryError, ServeRecord, StartFailure,
+    ConsumerMarker, CrashLoop, RecordState, Registry, RegistryError, ServeRecord, StartFailure,
 };
 use crate::serve_start::check_serve_bin_path;
 
@@ -67,6 +68,14 @@ pub enum EnsureError {
         holder: Option<i32>,
         fleet_key: String,
     },
+    /// The fleet's serve exited unexpectedly after becoming healthy more than `serveMaxRestarts`
+    /// times within the window: no start until enough of those exits age out of it.
+    #[error("the managed serve of fleet {fleet_key} crashed {} times within {} s (serveMaxRestarts is {max_restarts}); it is not started again for {} s. Fix what crashes it (its output is below; `qvac-managed logs {fleet_key}` has more), then run `qvac-managed reset {fleet_key}` to allow a start at once.{}", .crash_loop.restarts, .crash_loop.window.as_secs(), .crash_loop.retry_after.as_secs_f64().ceil() as u64, tail_suffix(&.crash_loop.output_tail))]
+    CrashLoop {
+        fleet_key: String,
+        max_restarts: u32,
+        crash_loop: CrashLoop,
+    },
     /// The caller gave up (its AbortSignal fired) before the attach completed. A start that
     /// other consumers wait on is not cancelled: the runner, once launched, goes on.
     #[error("the attach was aborted")]
@@ -90,6 +99,7 @@ impl EnsureError {
             EnsureError::Timeout { .. } => "SERVE_START_TIMEOUT".into(),
             EnsureError::Runner { .. } => "SERVE_SPAWN_FAILED".into(),
             EnsureError::UntrustedRecord { .. } => "SERVE_RECORD_UNTRUSTED".into(),
+            EnsureError::CrashLoop { .. } => "SERVE_CRASH_LOOP".into(),
             EnsureError::Aborted => "ABORT_ERR".into(),
             EnsureError::Registry(e) => e.code().into(),
         }
@@ -108,6 +118,9 @@ impl EnsureError {
     pub fn output_tail(&self) -> Option<&str> {
         match self {
             EnsureError::Start(f) if !f.output_tail.is_empty() => Some(&f.output_tail),
+            EnsureError::CrashLoop { crash_loop, .. } if !crash_loop.output_tail.is_empty() => {
+                Some(&crash_loop.output_tail)
+            }
             _ => None,
         }
     }
@@ -222,6 +235,16 @@ async fn attach_or_spawn(
                 }
                 if let Some(record) = usable(state, avoid) {
                     return Ok(attachment(fleet_key, record, marker, false));
+                }
+                // Decided under the spawn lock, so every waiter of this start sees it too.
+                if let Some(crash_loop) =
+                    registry.crash_loop(fleet_key, options.serve_max_restarts, CRASH_LOOP_WINDOW)
+                {
+                    return Err(EnsureError::CrashLoop {
+                        fleet_key: fleet_key.to_owned(),
+                        max_restarts: options.serve_max_restarts,
+                        crash_loop,
+                    });
                 }
                 let result = spawn_and_wait(registry, options, fleet_key, launch, deadline).await;
                 drop(lock);
@@ -433,6 +456,8 @@ async fn spawn_and_wait(
         registry_dir: registry.dir().display().to_string(),
         attempt: attempt.clone(),
         launcher: Some(crate::process::ProcessIdentity::current().to_record()),
+        hang_timeout_ms: options.serve_hang_timeout.as_secs_f64() * 1000.0,
+        idle_counts_connections: options.serve_idle_counts_connections,
     };
     let params_path = params.write(registry).map_err(|e| EnsureError::Runner {
         path: launch.runner_path.clone(),

@@ -50,6 +50,20 @@ pub struct RunnerParams {
     /// killed before handing the lock over never lets a second runner start beside this one.
     #[serde(default)]
     pub launcher: Option<String>,
+    /// `serveHangTimeout` (0 = no watchdog); absent from older consumers' params: the default.
+    #[serde(default = "default_hang_timeout_ms")]
+    pub hang_timeout_ms: f64,
+    /// `serveIdleCountsConnections`; absent from older consumers' params: true.
+    #[serde(default = "default_true")]
+    pub idle_counts_connections: bool,
+}
+
+fn default_hang_timeout_ms() -> f64 {
+    crate::managed_options::DEFAULT_SERVE_HANG_TIMEOUT.as_secs_f64() * 1000.0
+}
+
+fn default_true() -> bool {
+    true
 }
 
 impl RunnerParams {
@@ -88,6 +102,11 @@ impl RunnerParams {
     /// SIGTERM-to-SIGKILL grace for stopping the serve (default 5 s).
     pub fn grace(&self) -> Duration {
         crate::options::millis_saturating(self.grace_ms.unwrap_or(5_000.0))
+    }
+
+    /// The hang watchdog's timeout; `None` when it is off.
+    pub fn hang_timeout(&self) -> Option<Duration> {
+        Some(crate::options::millis_saturating(self.hang_timeout_ms)).filter(|d| !d.is_zero())
     }
 }
 
@@ -163,6 +182,8 @@ pub(crate) mod tests {
             registry_dir: dir.join("reg").display().to_string(),
             attempt: "1.0000000000000001".into(),
             launcher: None,
+            hang_timeout_ms: 60_000.0,
+            idle_counts_connections: true,
         }
     }
 

@@ -17,6 +17,13 @@ use crate::options::InvalidOption;
 pub const DEFAULT_SERVE_HOST: &str = "127.0.0.1";
 pub const DEFAULT_SERVE_START_TIMEOUT: Duration = Duration::from_millis(180_000);
 pub const DEFAULT_SERVE_IDLE_TIMEOUT: Duration = Duration::from_millis(300_000);
+/// How long a live serve whose port accepts connections may leave every probe unanswered
+/// before its runner stops it as hung (ours; 0 turns the watchdog off).
+pub const DEFAULT_SERVE_HANG_TIMEOUT: Duration = Duration::from_millis(60_000);
+/// Unexpected exits after becoming healthy tolerated within [`CRASH_LOOP_WINDOW`] (ours).
+pub const DEFAULT_SERVE_MAX_RESTARTS: u32 = 5;
+/// The window the crash-loop cap counts exits in.
+pub const CRASH_LOOP_WINDOW: Duration = Duration::from_secs(60);
 /// Bumped by upstream when the key's inputs change; 2 in 0.7.0.
 pub const FLEET_PROTOCOL_VERSION: u32 = 2;
 
@@ -42,6 +49,12 @@ pub struct ManagedOptions {
     pub reuse: bool,
     pub serve_idle_timeout: Duration,
     pub close_on_parent_exit: bool,
+    /// Ours (not upstream's, not in the fleet key): see [`DEFAULT_SERVE_HANG_TIMEOUT`].
+    pub serve_hang_timeout: Duration,
+    /// Ours: live TCP connections to the serve's port keep it from being idle (default true).
+    pub serve_idle_counts_connections: bool,
+    /// Ours: see [`DEFAULT_SERVE_MAX_RESTARTS`].
+    pub serve_max_restarts: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -200,6 +213,21 @@ pub fn validate(options: &JsValue) -> Result<ManagedOptions, OptionsError> {
     }
     let reuse = optional_bool(options, "reuse")?.unwrap_or(serve_port.is_none());
     let close_on_parent_exit = optional_bool(options, "closeOnParentExit")?.unwrap_or(false);
+    let serve_hang_timeout =
+        optional_millis(options, "serveHangTimeout")?.unwrap_or(DEFAULT_SERVE_HANG_TIMEOUT);
+    let serve_idle_counts_connections =
+        optional_bool(options, "serveIdleCountsConnections")?.unwrap_or(true);
+    let serve_max_restarts = match options.get("serveMaxRestarts") {
+        None | Some(JsValue::Undefined) => DEFAULT_SERVE_MAX_RESTARTS,
+        Some(JsValue::Number(x)) => crate::options::integer_in("serveMaxRestarts", *x, 0, 1000)?,
+        Some(other) => {
+            return Err(invalid(
+                "serveMaxRestarts",
+                other,
+                "a whole number from 0 to 1000",
+            ))
+        }
+    };
     match options.get("headers") {
         None | Some(JsValue::Undefined) => {}
         Some(JsValue::Object(entries)) => {
@@ -248,6 +276,9 @@ pub fn validate(options: &JsValue) -> Result<ManagedOptions, OptionsError> {
         reuse,
         serve_idle_timeout,
         close_on_parent_exit,
+        serve_hang_timeout,
+        serve_idle_counts_connections,
+        serve_max_restarts,
     })
 }
 

@@ -9,3 +9,4 @@ pub mod launch;
 pub mod managed_options;
 pub mod registry;
 pub mod serve_start;
+pub mod serve_watch;

@@ -236,7 +236,11 @@ pub struct StartedServe {
 }
 
 /// Starts the serve and waits for `GET /v1/models` to answer 2xx with the key.
-pub async fn start_serve(params: &RunnerParams) -> Result<StartedServe, StartError> {
+/// `output`, when given, also receives the serve's output as it arrives.
+pub async fn start_serve(
+    params: &RunnerParams,
+    output: Option<crate::supervisor::OutputSink>,
+) -> Result<StartedServe, StartError> {
     let (command, mut args) = resolve_serve_command(params)?;
     let port = allocate_port(&params.host, params.port)?;
     let files = ServeFiles::write(&params.config_json, &params.api_key).map_err(|e| {
@@ -273,11 +277,13 @@ pub async fn start_serve(params: &RunnerParams) -> Result<StartedServe, StartErr
     spec.grace = params.grace();
     spec.die_with_parent = true;
     spec.output_tail_bytes = 8 * 1024;
+    spec.output_sink = output;
     tracing::info!(command = %command.display(), port, "starting serve");
     let serve = Supervised::spawn(spec).map_err(|e| StartError::SpawnFailed {
         command: command.display().to_string(),
         reason: e.source.to_string(),
     })?;
+    tracing::info!(pid = serve.pid(), "serve spawned");
     match serve.ready().await {
         Ok(()) => Ok(StartedServe {
             serve,

@@ -96,6 +96,36 @@ pub fn tcp_listener_pid(port: u16) -> Option<i32> {
         })
 }
 
+/// Established TCP connections accepted on local `port` (the server side, from any process and
+/// address), except those whose peer port is in `except_peers` (our own probe), from
+/// `/proc/net/tcp{,6}`; `None` when neither table can be read.
+pub fn tcp_connections_to(port: u16, except_peers: &[u16]) -> Option<u32> {
+    let port_of = |addr: &str| {
+        addr.rsplit_once(':')
+            .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+    };
+    let mut readable = false;
+    let mut count = 0;
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        readable = true;
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // local_address, rem_address, st (01 = ESTABLISHED)
+            if fields.len() > 3
+                && fields[3] == "01"
+                && port_of(fields[1]) == Some(port)
+                && port_of(fields[2]).is_some_and(|peer| !except_peers.contains(&peer))
+            {
+                count += 1;
+            }
+        }
+    }
+    readable.then_some(count)
+}
+
 fn fallback_group_alive(pgid: i32) -> bool {
     nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), None).is_ok()
 }
@@ -267,6 +297,24 @@ mod tests {
         assert_eq!(Some(std::process::id() as i32), tcp_listener_pid(port));
         drop(listener);
         assert_eq!(None, tcp_listener_pid(port));
+    }
+
+    #[test]
+    fn counts_the_connections_to_a_port() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert_eq!(Some(0), tcp_connections_to(port, &[]));
+        let a = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let b = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (served_a, _) = listener.accept().unwrap();
+        let (_served_b, _) = listener.accept().unwrap();
+        assert_eq!(Some(2), tcp_connections_to(port, &[]));
+        let a_port = a.local_addr().unwrap().port();
+        assert_eq!(Some(1), tcp_connections_to(port, &[a_port]));
+        drop(a);
+        drop(served_a);
+        assert_eq!(Some(1), tcp_connections_to(port, &[]));
+        drop(b);
     }
 
     #[test]

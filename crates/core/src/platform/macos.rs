@@ -164,6 +164,12 @@ pub fn tcp_listener_pid(_port: u16) -> Option<i32> {
     None
 }
 
+/// Not counted on macOS yet (it needs `proc_pidfdinfo` over the serve's sockets): the idle clock
+/// there counts consumers only, as upstream's does.
+pub fn tcp_connections_to(_port: u16, _except_peers: &[u16]) -> Option<u32> {
+    None
+}
+
 /// `renameatx_np(RENAME_EXCL)`: never replaces an existing entry.
 pub fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
     use rustix::fs::{renameat_with, RenameFlags, CWD};

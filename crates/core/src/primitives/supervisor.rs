@@ -48,6 +48,28 @@ pub struct SupervisorSpec {
     pub grace: Duration,
     pub output_tail_bytes: usize,
     pub die_with_parent: bool,
+    /// Also given every chunk of output as it arrives (the runner shows a start's progress).
+    pub output_sink: Option<OutputSink>,
+}
+
+/// Which of the child's streams a chunk came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+}
+
+/// What an [`OutputSink`] calls with each chunk.
+pub type OutputFn = dyn Fn(OutputStream, &[u8]) + Send + Sync;
+
+/// Receives the child's output chunks, on the reader tasks (so it must not block for long).
+#[derive(Clone)]
+pub struct OutputSink(pub Arc<OutputFn>);
+
+impl std::fmt::Debug for OutputSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OutputSink")
+    }
 }
 
 /// `spawnSupervised`'s options as a caller gives them, before checking.
@@ -115,6 +137,7 @@ impl SupervisorSpec {
             grace: Duration::from_secs(5),
             output_tail_bytes: 8 * 1024,
             die_with_parent: false,
+            output_sink: None,
         }
     }
 }
@@ -278,6 +301,9 @@ impl Supervised {
                 shared.clone(),
                 marker.clone(),
                 line_tx.clone(),
+                spec.output_sink
+                    .clone()
+                    .map(|sink| (OutputStream::Stdout, sink)),
             )));
         }
         if let Some(err) = child.stderr.take() {
@@ -286,6 +312,9 @@ impl Supervised {
                 shared.clone(),
                 marker,
                 line_tx,
+                spec.output_sink
+                    .clone()
+                    .map(|sink| (OutputStream::Stderr, sink)),
             )));
         }
 
@@ -454,6 +483,7 @@ async fn read_output(
     shared: Arc<Shared>,
     marker: Option<String>,
     seen: watch::Sender<bool>,
+    sink: Option<(OutputStream, OutputSink)>,
 ) {
     let mut chunk = vec![0u8; 8 * 1024];
     let mut window: Vec<u8> = Vec::new();
@@ -478,6 +508,9 @@ async fn read_output(
         }
         if let Ok(mut tail) = shared.tail.lock() {
             tail.push(bytes);
+        }
+        if let Some((stream, sink)) = &sink {
+            (sink.0)(*stream, bytes);
         }
     }
 }

@@ -8,6 +8,9 @@
 //!   <key>.consumers/<pid>.<8 hex>    one marker per live provider
 //!   <key>.error                      last start failure: "CODE: message" + exit status + output tail
 //!   <key>.log                        the runner's log
+//!   <key>.health                     ours: the watchdog's last probe and live connections
+//!   <key>.exits                      ours: how the fleet's last serves ended (crash-loop cap)
+//!   <key>.start-output               ours: the serve's output lines while its start is in progress
 //! ```
 //!
 //! A record is trusted only if it parses with the right types, names its own key, its baseURL
@@ -21,7 +24,10 @@
 mod consumers;
 mod dir;
 mod record;
+mod serve_state;
 mod start_failure;
+mod start_output;
+mod stop;
 mod sweep;
 
 use std::fs;
@@ -30,7 +36,10 @@ use std::path::{Path, PathBuf};
 
 pub use consumers::ConsumerMarker;
 pub use record::{js_number_value, RecordState, ServeInfo, ServeRecord};
+pub use serve_state::{now_ms, CrashLoop, ExitKind, ServeExit, ServeHealth};
 pub use start_failure::StartFailure;
+pub use start_output::{StartOutput, StartOutputFollower};
+pub use stop::StopOutcome;
 pub use sweep::{Displaced, SweepPlan, SweepReport, UnverifiedRecord};
 
 use crate::pid_lock::{PidLock, PidLockError};
@@ -156,6 +165,9 @@ impl Registry {
             log.with_extension("log.1"),
             log,
             self.start_failure_path(key),
+            self.health_path(key),
+            self.exits_path(key),
+            self.start_output_path(key),
         ] {
             let _ = remove_file_if_present(&path);
         }
@@ -180,6 +192,12 @@ impl Registry {
 
     /// Fleet keys that have a record file, trusted or not.
     pub(crate) fn record_keys(&self) -> Result<Vec<String>, RegistryError> {
+        self.keys_with_suffix(".json")
+    }
+
+    /// Fleet keys that have a `<key><suffix>` file, sorted (fleet keys have no dots, so
+    /// `<key>.<pid>.<hex>.runner-params.json` and the like never count).
+    pub(crate) fn keys_with_suffix(&self, suffix: &str) -> Result<Vec<String>, RegistryError> {
         let entries = match fs::read_dir(&self.dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(vec![]),
@@ -189,8 +207,8 @@ impl Registry {
             .flatten()
             .filter_map(|e| {
                 let name = e.file_name().to_string_lossy().into_owned();
-                let key = name.strip_suffix(".json")?;
-                (!key.contains('.')).then(|| key.to_owned())
+                let key = name.strip_suffix(suffix)?;
+                (!key.is_empty() && !key.contains('.')).then(|| key.to_owned())
             })
             .collect();
         keys.sort();

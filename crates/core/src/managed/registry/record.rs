@@ -212,6 +212,8 @@ pub struct ServeInfo {
     pub consumers: usize,
     pub started_at: String,
     pub idle_timeout_ms: f64,
+    /// The runner's watchdog view (ours; none for upstream's serves or before the first probe).
+    pub health: Option<super::ServeHealth>,
 }
 
 impl Registry {
@@ -271,6 +273,9 @@ impl Registry {
                 .models
                 .clone()
                 .unwrap_or_else(|| models_from_config(Path::new(&record.config_path)));
+            let health = self
+                .read_health(&key)
+                .filter(|h| h.serve_pid == record.serve_pid);
             serves.push(ServeInfo {
                 consumers: self.live_consumers(&key, false)?.len(),
                 fleet_key: key,
@@ -282,6 +287,7 @@ impl Registry {
                 runner_pid: record.runner_pid,
                 started_at: record.started_at.clone(),
                 idle_timeout_ms: record.idle_timeout_ms,
+                health,
             });
         }
         Ok(serves)

@@ -377,6 +377,20 @@ impl Registry {
                 if PidLock::inspect(&path)?.is_some_and(|h| h.is_stale()) {
                     rest.push(Removal::StaleLock(path));
                 }
+            } else if let Some(key) = [".health", ".start-output"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))
+                .filter(|key| !key.is_empty() && !key.contains('.'))
+            {
+                // A runner's own files, left by a runner that was killed: no record (or only a
+                // dead one) and no spawn lock held by a live process means no runner.
+                let has_record = self.record_path(key).exists() && !dead_records.contains(&key);
+                let lock = self.lock_path(key);
+                let lock_held = lock.exists()
+                    && !PidLock::inspect(&lock)?.is_some_and(|holder| holder.is_stale());
+                if !has_record && !lock_held {
+                    rest.push(Removal::Leftover(path));
+                }
             } else if is_leftover(&name, &path) {
                 rest.push(Removal::Leftover(path));
             }
