@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { asarUnpackedPath, assertAddonInstalled, isMusl, platformId, resolveRunner } from '../dist/platform.cjs';
+import { asarUnpackedPath, assertAddonInstalled, isMusl, loadAddon, platformId, resolveRunner } from '../dist/platform.cjs';
 import { tempDir } from './helpers.mjs';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -66,6 +66,34 @@ test('the platform package is found by resolving its package.json from the main 
   file(join(nested, 'package.json'), '{"name":"qvac-managed","version":"0.1.0"}');
   assert.equal(resolveRunner({ ...linux, root: nested }), join(base, 'node_modules', 'qvac-managed-linux-x64-gnu', 'qvac-managed'));
   assert.doesNotThrow(() => assertAddonInstalled({ ...linux, root }));
+});
+
+test('loadAddon (what the library loads the addon with) looks where napi-rs\'s generated loader looks', (t) => {
+  const base = tempDir(t);
+  // No platform package: NATIVE_BINARY_MISSING with the fix, before anything is loaded.
+  assertMissing(() => loadAddon({ ...linux, root: installedLayout(join(base, 'none'), { withPlatform: false }) }), { platform: 'linux-x64-gnu' });
+  // The platform package's addon, or the checkout's, is the one loaded: here a file that is not a
+  // library, so the load fails with the generated loader's message and the dlopen error as cause.
+  const root = installedLayout(join(base, 'installed'));
+  const broken = file(join(base, 'installed', 'node_modules', 'qvac-managed-linux-x64-gnu', 'qvac-managed.linux-x64-gnu.node'), 'not an addon');
+  const cannotLoad = (path) => (err) => {
+    assert.match(err.message, /^Cannot find native binding/);
+    assert.ok(String(err.cause?.message).includes(path), `${err.cause?.message} names ${path}`);
+    return true;
+  };
+  assert.throws(() => loadAddon({ ...linux, root }), cannotLoad(broken));
+  const local = file(join(root, 'qvac-managed.linux-x64-gnu.node'), 'not an addon either');
+  assert.throws(() => loadAddon({ ...linux, root }), cannotLoad(local));
+  // NAPI_RS_NATIVE_LIBRARY_PATH wins, resolved from the package root, as the generated loader does.
+  const custom = file(join(root, 'custom.node'), 'not an addon');
+  assert.throws(() => loadAddon({ ...linux, root, env: { NAPI_RS_NATIVE_LIBRARY_PATH: './custom.node' } }), cannotLoad(custom));
+  // NAPI_RS_ENFORCE_VERSION_CHECK compares the platform package's version with this package's.
+  const other = installedLayout(join(base, 'mismatch'));
+  file(join(base, 'mismatch', 'node_modules', 'qvac-managed-linux-x64-gnu', 'package.json'), '{"name":"qvac-managed-linux-x64-gnu","version":"0.0.9"}');
+  assert.throws(
+    () => loadAddon({ ...linux, root: other, env: { NAPI_RS_ENFORCE_VERSION_CHECK: '1' } }),
+    (err) => /expected 0\.1\.0 but got 0\.0\.9/.test(err.cause?.message)
+  );
 });
 
 test('a source checkout: npm/<platform>/qvac-managed beside package.json', (t) => {

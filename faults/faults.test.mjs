@@ -142,7 +142,17 @@ describe('fault injection', () => {
       seen.push(req.headers.authorization ?? '');
       res.end('{}');
     });
-    await new Promise((r) => impostor.listen(port, '127.0.0.1', r));
+    // The freed port came from the ephemeral range: a short-lived client socket elsewhere on this
+    // machine (a runner's health probe, say) can hold the number for a moment. Wait it out.
+    for (let attempt = 1; ; attempt++) {
+      const error = await new Promise((resolve) => {
+        impostor.once('error', resolve);
+        impostor.listen(port, '127.0.0.1', () => resolve(null));
+      });
+      if (!error) break;
+      if (error.code !== 'EADDRINUSE' || attempt >= 100) throw error;
+      await new Promise((r) => setTimeout(r, 50));
+    }
     t.after(() => impostor.close());
     first.release();
     const second = await ensureServe(options, { registryDir, graceMs: 300 });

@@ -1,17 +1,30 @@
-// Bundles the TypeScript layer's ESM output (dist/*.js, from tsc) into one dist/index.js: Node
-// loads one module instead of some twenty-five, which halves the time `import('qvac-managed')`
-// takes (measured: ~19 -> ~9 ms in a fresh process; see bench/). Kept as separate files: the
-// napi-rs loader (../index.js), the CommonJS binary lookup and error base (shared with the CLI
-// shim), the addon pre-check (it must run before the loader, and externals keep import order),
-// and the AI SDK peers (loaded on first use).
+// Bundles the TypeScript layer's output (dist/*.js and the CommonJS dist/platform.cjs and
+// dist/error-base.cjs, from tsc) into one ES module, dist/index.js: `import('qvac-managed')`
+// evaluates one module, loads the addon through one lookup (loadAddon in platform.cjs), and needs
+// no CommonJS interop (the first CommonJS module an ES module imports costs ~2 ms). Only the AI
+// SDK peers (loaded on first use) stay outside. dist/platform.cjs and dist/error-base.cjs also stay
+// as tsc wrote them, for the CLI shim, which loads nothing else.
 import { build } from 'esbuild';
+import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-await build({
-  entryPoints: [join(root, 'dist', 'index.js')],
-  outfile: join(root, 'dist', 'index.js'),
+const outfile = join(root, 'dist', 'index.js');
+const external = ['ai', '@ai-sdk/*'];
+const builtinsWithoutImports = {
+  name: 'builtins-without-imports',
+  setup(build) {
+    build.onResolve({ filter: /^node:/ }, ({ path }) => ({ path, namespace: 'builtin' }));
+    build.onLoad({ filter: /.*/, namespace: 'builtin' }, ({ path }) => ({
+      contents: `module.exports = process.getBuiltinModule(${JSON.stringify(path)});`,
+      loader: 'js'
+    }));
+  }
+};
+const result = await build({
+  entryPoints: [outfile],
+  outfile,
   allowOverwrite: true,
   bundle: true,
   platform: 'node',
@@ -19,6 +32,20 @@ await build({
   target: 'node20',
   // Class names are part of the API (`error.name`, upstream's error classes).
   keepNames: true,
-  external: ['../index.js', './platform.cjs', './error-base.cjs', './addon-check.js', 'ai', '@ai-sdk/*'],
+  external,
+  // Node's builtins through process.getBuiltinModule, not `import`: a builtin imported into an ES
+  // module is one more module for the loader to resolve, link and wrap, and the bundled CommonJS
+  // needs no `require`.
+  plugins: [builtinsWithoutImports],
+  // The bundled CommonJS (platform.cjs, error-base.cjs) uses `__dirname`: this module's own
+  // (dist/, where those files sit).
+  banner: { js: 'const __dirname = import.meta.dirname;' },
+  metafile: true,
   logLevel: 'warning'
 });
+// Nothing of this package may stay a separate module (a second evaluation, or CommonJS interop).
+const imports = Object.values(result.metafile.outputs).flatMap((output) => output.imports);
+const stray = imports.filter(({ path }) => !external.some((e) => (e.endsWith('*') ? path.startsWith(e.slice(0, -1)) : path === e)));
+if (stray.length) throw new Error(`bundle.mjs: dist/index.js still imports ${stray.map((i) => i.path).join(', ')}`);
+// A bare `require` would have no definition in an ES module.
+if ((await readFile(outfile, 'utf8')).includes('var __require =')) throw new Error('bundle.mjs: dist/index.js calls require(), which an ES module does not have');

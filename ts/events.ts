@@ -77,6 +77,12 @@ export function checkListeners(on: unknown): ServeEventListeners | undefined {
 /** A minimal emitter: listeners run in the order added; one that throws is reported as uncaught. */
 export class ServeEvents {
   readonly #listeners = new Map<ServeEventName, Array<(event: never) => void>>();
+  #watchHook: (() => void) | undefined;
+
+  /** Called when an `exit` or `respawn` listener is added (the live serve starts its exit watch). */
+  setWatchHook(hook: () => void): void {
+    this.#watchHook = hook;
+  }
 
   constructor(initial?: ServeEventListeners) {
     for (const name of NAMES) {
@@ -91,6 +97,7 @@ export class ServeEvents {
     const list = this.#listeners.get(name) ?? [];
     list.push(listener as (event: never) => void);
     this.#listeners.set(name, list);
+    if (name !== 'output') this.#watchHook?.();
     return this;
   }
 

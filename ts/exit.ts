@@ -1,7 +1,12 @@
 // At exit: release the locks and markers this environment holds and kill its supervised children.
-import { isMainThread } from 'node:worker_threads';
-
 import * as native from './native.js';
+
+/**
+ * `worker_threads.isMainThread`, looked up when asked: importing node:worker_threads loads Node's
+ * stream and worker internals (~2 ms), which most processes never need. A worker thread has
+ * already loaded it; the main thread loads it at its exit (or at its shutdown's safety net).
+ */
+export const isMainThread = (): boolean => process.getBuiltinModule('node:worker_threads').isMainThread;
 
 // What an environment (the main thread, or a worker thread) holds is let go when it exits,
 // however the exit comes ('exit' runs for a normal end, process.exit() and uncaught exceptions).
@@ -12,7 +17,7 @@ import * as native from './native.js';
 // The native environment cleanup hook covers what 'exit' does not (worker.terminate()); all of
 // this is idempotent.
 process.once('exit', () => {
-  if (isMainThread) {
+  if (isMainThread()) {
     native.releaseProcessLocks();
     native.killProcessSupervised();
   } else {

@@ -1,4 +1,49 @@
-// The generated napi loader (index.js / index.d.ts at the package root). Everything the TS
-// layer does natively goes through this one import; addon-check.js runs first (see there).
-import './addon-check.js';
-export * from '../index.js';
+// The addon, loaded once by `loadAddon` (platform.cjs: the generated loader's lookup, done once,
+// with NATIVE_BINARY_MISSING when the platform package is missing), typed by napi-rs's generated
+// index.d.ts. Everything the TS layer does natively goes through this module. The generated
+// index.js at the package root loads the same addon the same way; the library does not use it.
+import type * as Addon from '../index.js';
+import { loadAddon } from './platform.cjs';
+
+export type * from '../index.js';
+export type NativeBackoff = Addon.NativeBackoff;
+export type NativeCancelToken = Addon.NativeCancelToken;
+export type NativeSupervised = Addon.NativeSupervised;
+
+const addon = loadAddon() as typeof Addon;
+export const {
+  NativeBackoff,
+  NativeCancelToken,
+  NativeSupervised,
+  armSafetyNet,
+  checkRetryOptions,
+  checkSupervisedOptions,
+  disarmSafetyNet,
+  ensureServe,
+  fileLockAcquire,
+  fileLockTryAcquire,
+  isLockHeld,
+  killEnvSupervised,
+  killProcessSupervised,
+  pidLockAcquire,
+  pidLockInspect,
+  pidLockTryAcquire,
+  registryAddConsumer,
+  registryListServes,
+  registryListUnverified,
+  registryLiveConsumers,
+  registryReadRecord,
+  registryReadStartFailure,
+  registryStopFleet,
+  registrySweep,
+  registryTrySpawnLock,
+  registryWriteRecord,
+  registryWriteStartFailure,
+  releaseEnvLocks,
+  releaseLock,
+  releaseProcessLocks,
+  synthesizeServeConfig,
+  unwatchServeExit,
+  validateManagedOptions,
+  watchServeExit
+} = addon;

@@ -1,6 +1,7 @@
 // Where this platform's native parts are: the addon (`.node`) and the `qvac-managed` binary,
-// from an env override, the per-platform npm package, or a source checkout. Loads nothing native
-// and is CommonJS, so the CLI shim (bin/qvac-managed.cjs) and the addon pre-check use it cheaply.
+// from an env override, the per-platform npm package, or a source checkout. CommonJS and loads
+// nothing native unless `loadAddon()` is called, so the CLI shim (bin/qvac-managed.cjs) uses it
+// cheaply; the library bundles it into dist/index.js (scripts/bundle.mjs).
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -147,24 +148,63 @@ export function resolveRunner(lookup: RunnerLookup = {}): string {
 
 /**
  * Throws NATIVE_BINARY_MISSING unless the addon napi-rs's loader would look for is there: the
- * checkout's `qvac-managed.<platform>.node` or the platform package. Run before the loader, so a
- * user gets the fix instead of "Cannot find native binding". A present but broken addon is left
- * to the loader, whose error names the cause.
+ * checkout's `qvac-managed.<platform>.node` or the platform package. `loadAddon` makes this check
+ * before it loads, so a user gets the fix instead of "Cannot find native binding".
  */
 export function assertAddonInstalled(lookup: RunnerLookup = {}): void {
-  const env = lookup.env ?? process.env;
-  if (env['NAPI_RS_NATIVE_LIBRARY_PATH']) return;
-  const root = lookup.root ?? packageRoot;
-  const id = platformId(lookup);
-  const packageName = platformPackageName(id);
-  if (existsSync(join(root, `qvac-managed.${id}.node`))) return;
-  if (resolvePackageDir(packageName, root)) return;
-  throw missing(id, packageName, 'the native addon');
+  findAddon(lookup, createRequire(join(lookup.root ?? packageRoot, 'package.json')));
 }
 
-function resolvePackageDir(packageName: string, root: string): string | null {
+/**
+ * Loads the native addon the way napi-rs's generated loader (the package root's index.js) does for
+ * the targets this package builds, looking once: `NAPI_RS_NATIVE_LIBRARY_PATH` (resolved from the
+ * package root), else the checkout's `qvac-managed.<platform>.node`, else the platform package's
+ * (its version checked when `NAPI_RS_ENFORCE_VERSION_CHECK` is set). Neither there: throws
+ * NATIVE_BINARY_MISSING (see `assertAddonInstalled`). One that is there but fails to load throws
+ * the generated loader's "Cannot find native binding" error with the reason as its cause. The
+ * library loads the addon through this function only (dist/index.js bundles it).
+ */
+export function loadAddon(lookup: RunnerLookup = {}): unknown {
+  const env = lookup.env ?? process.env;
+  const requireFromRoot = createRequire(join(lookup.root ?? packageRoot, 'package.json'));
+  const { file, packageDir } = findAddon(lookup, requireFromRoot);
   try {
-    return dirname(createRequire(join(root, 'package.json')).resolve(`${packageName}/package.json`));
+    const enforce = env['NAPI_RS_ENFORCE_VERSION_CHECK'];
+    if (packageDir && enforce && enforce !== '0') {
+      const expected = packageFacts().version;
+      const { version } = JSON.parse(readFileSync(join(packageDir, 'package.json'), 'utf8')) as { version: string };
+      if (version !== expected) {
+        throw new Error(`Native binding package version mismatch, expected ${expected} but got ${version}. You can reinstall dependencies to fix this issue.`);
+      }
+    }
+    return requireFromRoot(file);
+  } catch (cause) {
+    throw new Error(
+      'Cannot find native binding. npm has a bug related to optional dependencies (https://github.com/npm/cli/issues/4828). ' +
+        'Please try `npm i` again after removing both package-lock.json and node_modules directory.',
+      { cause }
+    );
+  }
+}
+
+/** The addon to load (and the platform package holding it, if one does); NATIVE_BINARY_MISSING if none. */
+function findAddon(lookup: RunnerLookup, requireFromRoot: NodeJS.Require): { file: string; packageDir: string | null } {
+  const env = lookup.env ?? process.env;
+  const override = env['NAPI_RS_NATIVE_LIBRARY_PATH'];
+  if (override) return { file: override, packageDir: null };
+  const root = lookup.root ?? packageRoot;
+  const id = platformId(lookup);
+  const local = join(root, `qvac-managed.${id}.node`);
+  if (existsSync(local)) return { file: local, packageDir: null };
+  const packageName = platformPackageName(id);
+  const packageDir = resolvePackageDir(packageName, root, requireFromRoot);
+  if (!packageDir) throw missing(id, packageName, 'the native addon');
+  return { file: join(packageDir, `qvac-managed.${id}.node`), packageDir };
+}
+
+function resolvePackageDir(packageName: string, root: string, requireFromRoot = createRequire(join(root, 'package.json'))): string | null {
+  try {
+    return dirname(requireFromRoot.resolve(`${packageName}/package.json`));
   } catch {
     return null;
   }

@@ -46,8 +46,10 @@ export class ManagedServe {
   readonly #handle: number;
   readonly #apiKey: string;
   readonly #events: ServeEvents;
+  readonly #serveStartTime: string | undefined;
   #watch: number | undefined;
   #exit: ServeExitEvent | undefined;
+  #released = false;
 
   /** @internal Made by `ensureServe`. */
   constructor(attached: native.AttachedServe, registryDir: string, events: ServeEvents) {
@@ -61,9 +63,17 @@ export class ManagedServe {
     this.#handle = attached.handle;
     this.#apiKey = attached.apiKey;
     this.#events = events;
-    // A process watch (pidfd, kqueue, process handle) on the serve: `exit` fires as it exits.
+    this.#serveStartTime = attached.serveStartTime ?? undefined;
+    // The exit watch costs nothing until someone listens for `exit` or `respawn`.
+    events.setWatchHook(() => this.#watchExit());
+    if (events.has('exit') || events.has('respawn')) this.#watchExit();
+  }
+
+  /** A process watch (pidfd, kqueue, process handle) on the serve: `exit` fires as it exits. */
+  #watchExit(): void {
+    if (this.#watch !== undefined || this.#exit !== undefined || this.#released) return;
     this.#watch = native.watchServeExit(
-      { registryDir, fleetKey: this.fleetKey, servePid: this.pid, serveStartTime: attached.serveStartTime ?? undefined, port: this.port },
+      { registryDir: this.registryDir, fleetKey: this.fleetKey, servePid: this.pid, serveStartTime: this.#serveStartTime, port: this.port },
       (json: string) => {
         this.#watch = undefined;
         const e = JSON.parse(json) as { servePid: number; port: number; kind: ServeExitEvent['kind']; code?: number | null; signal?: string | null; outputTail?: string };
@@ -82,7 +92,7 @@ export class ManagedServe {
     return native.isLockHeld(this.#handle);
   }
 
-  /** How the serve ended, once its `exit` event fired. */
+  /** How the serve ended, once its `exit` event fired (watched once an `exit` or `respawn` listener exists). */
   get exit(): ServeExitEvent | undefined {
     return this.#exit;
   }
@@ -100,6 +110,7 @@ export class ManagedServe {
 
   /** Detaches: removes the marker, so the runner's idle clock can start; no more events. Idempotent. */
   release(): void {
+    this.#released = true;
     if (this.#watch !== undefined) native.unwatchServeExit(this.#watch);
     this.#watch = undefined;
     native.releaseLock(this.#handle);

@@ -1,11 +1,10 @@
 // The shutdown coordinator for SDK workers and Electron main processes, and requestCleanup for parents.
 import type { ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isMainThread } from 'node:worker_threads';
 
 import { booleanArg, millisArg, optionalFunctionArg, optionsArg, received } from './args.js';
 import { InvalidOptionError } from './errors.js';
-import './exit.js';
+import { isMainThread } from './exit.js';
 import * as native from './native.js';
 
 /** Something to close at shutdown: `close()` or `unload()`, sync or async. */
@@ -118,7 +117,7 @@ export function installShutdownHandlers(optionsIn?: InstallShutdownOptions): Shu
 
   // The net _exits the process: armed from the main thread only (see `safetyNetMs`).
   const armSafetyNet = (code: number): void => {
-    if (isMainThread) native.armSafetyNet(safetyNetMs, code);
+    if (isMainThread()) native.armSafetyNet(safetyNetMs, code);
   };
 
   const releaseLock = (): void => {

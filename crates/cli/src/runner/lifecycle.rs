@@ -224,22 +224,33 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
     let mut watchdog = Watchdog::new(&params, &record);
     let mut probe: Option<ProbeFuture> = None;
     let mut report: Option<ExitReport> = None;
+    // Connections are counted only while no consumer is left: when the last one goes, then every
+    // CONNECTION_RECOUNT while one is open, and at the idle deadline. Reading the socket table
+    // takes the kernel milliseconds, so the loop does not do it on every wake-up.
+    let mut connections = 0;
+    let mut recount: Option<Instant> = None;
+    let mut had_consumers = true;
     let exit = loop {
+        let looked_at = Instant::now();
         let live = registry.live_consumers(&key, true).unwrap_or_default();
         watch.track(&live);
-        // Only while no consumer is left: a client on `baseURL` (an agent) keeps the serve.
-        let connections = (params.idle_counts_connections && live.is_empty())
-            .then(|| watchdog.connections(port))
-            .flatten()
-            .unwrap_or(0);
+        if !live.is_empty() {
+            connections = 0;
+            recount = None;
+        } else if params.idle_counts_connections
+            && (had_consumers || recount.is_some_and(|at| looked_at >= at))
+        {
+            connections = watchdog.connections(port).unwrap_or(0);
+            recount = (connections > 0).then(|| Instant::now() + CONNECTION_RECOUNT);
+        }
+        had_consumers = !live.is_empty();
         if live.is_empty() && connections == 0 {
-            empty_since.get_or_insert_with(Instant::now);
+            // From before the look: the idle clock does not pay for the socket table.
+            empty_since.get_or_insert(looked_at);
         } else {
             empty_since = None;
         }
         let idle_deadline = empty_since.map(|since| since + idle);
-        // Connections close without an event: look again soon while any is open.
-        let recount = (connections > 0).then(|| Instant::now() + CONNECTION_RECOUNT);
         tokio::select! {
             exited = serve.exited() => {
                 tracing::warn!(kind = exited.kind.as_str(), code = ?exited.code, signal = ?exited.signal, tail = %exited.output_tail, "serve exited on its own");
@@ -317,6 +328,8 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
                     break RunnerExit::Reaped;
                 }
                 empty_since = None;
+                // Kept for a consumer or a connection: look at the connections again at once.
+                recount = Some(Instant::now());
             }
         }
     };

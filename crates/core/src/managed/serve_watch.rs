@@ -20,16 +20,14 @@ pub async fn serve_exited(
     serve: &ProcessIdentity,
     port: u16,
 ) -> ServeExit {
-    let watching_since = now_ms();
     while !serve.liveness().is_provably_dead() {
         // Resolves at the exit where exits are events; after a short interval elsewhere.
         process::exited(Some(serve.pid)).await;
     }
     let deadline = Instant::now() + EXIT_RECORD_BOUND;
     loop {
-        let recorded = registry
-            .exit_of(key, serve.pid)
-            .filter(|e| e.at + 1000 >= watching_since);
+        // Pid and port: an older serve of this fleet that had the same pid had another port.
+        let recorded = registry.exit_of(key, serve.pid).filter(|e| e.port == port);
         if let Some(exit) = recorded {
             return exit;
         }
