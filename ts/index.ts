@@ -36,7 +36,7 @@ export {
   PortAllocationFailedError
 } from './errors.js';
 export { ensureServe, stopServe, ManagedServe, resolveRunnerPath } from './serve.js';
-export type { StopServeResult } from './serve.js';
+export type { StopServeResult } from './registry.js';
 export type {
   ServeExitEvent,
   ServeRespawnEvent,

@@ -128,6 +128,18 @@ function check<T extends { error?: native.NativeError }>(outcome: T): T {
   return outcome;
 }
 
+/** What stopping a fleet did: `stopped` is false when no serve was running for it. */
+export interface StopServeResult {
+  stopped: boolean;
+  pid: number | null;
+  runnerPid: number | null;
+  /** The serve outlived `graceMs` and was killed. */
+  forced: boolean;
+}
+
+/** How long a stopped serve gets before it is killed, unless `graceMs` says otherwise. */
+const DEFAULT_STOP_GRACE_MS = 5_000;
+
 /**
  * The registry of managed serves (`dir`, else `$QVAC_MANAGED_REGISTRY`, else
  * `~/.qvac/managed-serves`), in the
@@ -165,10 +177,10 @@ export class ManagedRegistry {
    * Stops the fleet's serve and runner for everyone (see `stopServe`); resolves once both are
    * gone. `{ stopped: false }` when no serve runs for it.
    */
-  async stopFleet(fleetKey: string, optionsIn?: { graceMs?: number }): Promise<{ stopped: boolean; pid: number | null; runnerPid: number | null; forced: boolean }> {
+  async stopFleet(fleetKey: string, optionsIn?: { graceMs?: number }): Promise<StopServeResult> {
     const key = fleetKeyArg(fleetKey);
     const options = optionsArg<{ graceMs?: number }>('options', optionsIn);
-    const graceMs = millisArg('graceMs', options.graceMs, 5_000);
+    const graceMs = millisArg('graceMs', options.graceMs, DEFAULT_STOP_GRACE_MS);
     const r = check(await native.registryStopFleet(this.dir, key, graceMs)).result!;
     return { stopped: r.stopped, pid: r.servePid ?? null, runnerPid: r.runnerPid ?? null, forced: r.forced };
   }

@@ -8,7 +8,7 @@ import { ServeEvents, outputEvent, type ServeEventListener, type ServeEventName,
 import { splitOptions, validateManagedOptions, type ManagedOptions } from './managed-options.js';
 import * as native from './native.js';
 import { resolveRunner } from './platform.cjs';
-import { ManagedRegistry, defaultRegistryDir } from './registry.js';
+import { ManagedRegistry, defaultRegistryDir, type StopServeResult } from './registry.js';
 
 /** Where the platform's `qvac-managed` binary is, or NATIVE_BINARY_MISSING (see `resolveRunner`). */
 export function resolveRunnerPath(): string {
@@ -167,15 +167,6 @@ export async function attachServe(options: ManagedOptions, attachIn?: AttachOpti
   return new ManagedServe(outcome.serve, registryDir, events);
 }
 
-/** What `stopServe` did: `stopped` is false when no serve was running for that fleet. */
-export interface StopServeResult {
-  stopped: boolean;
-  pid: number | null;
-  runnerPid: number | null;
-  /** The serve outlived `graceMs` and was killed. */
-  forced: boolean;
-}
-
 /**
  * Stops the shared serve (and its runner) of these options' fleet for every process using it,
  * resolving once both are gone. Its runner stops it (SIGTERM, then SIGKILL after the runner's
@@ -187,9 +178,6 @@ export async function stopServe(options: ManagedOptions, stopIn?: { graceMs?: nu
   const { registryDir: optionsRegistryDir } = splitOptions(options);
   const stop = optionsArg<{ graceMs?: number; registryDir?: string }>('stop', stopIn);
   stringArg('registryDir', stop.registryDir, true);
-  const graceMs = millisArg('graceMs', stop.graceMs, DEFAULT_STOP_GRACE_MS);
   const { fleetKey } = validateManagedOptions(options);
-  return new ManagedRegistry(stop.registryDir ?? optionsRegistryDir).stopFleet(fleetKey, { graceMs });
+  return new ManagedRegistry(stop.registryDir ?? optionsRegistryDir).stopFleet(fleetKey, { graceMs: stop.graceMs });
 }
-
-const DEFAULT_STOP_GRACE_MS = 5_000;

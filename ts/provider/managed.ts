@@ -1,9 +1,9 @@
 // createQvac in managed mode: the provider over a shared managed serve, following respawns.
 import { ServeEvents, type ServeEventListener, type ServeEventName } from '../events.js';
 import { singleFlight } from '../retry.js';
-import { ManagedRegistry } from '../registry.js';
-import { attachServe, type AttachOptions, type ManagedServe, type StopServeResult } from '../serve.js';
-import { splitOptions, validateManagedOptions, type ManagedOptions } from '../managed-options.js';
+import { ManagedRegistry, type StopServeResult } from '../registry.js';
+import { attachServe, type AttachOptions, type ManagedServe } from '../serve.js';
+import { validateManagedOptions, type ManagedOptions } from '../managed-options.js';
 import { createExternalQvac, type QvacProvider } from './external.js';
 import { mergeHeaders } from './headers.js';
 
@@ -88,7 +88,7 @@ export async function createManagedQvac(options: QvacManagedOptions, attach: Att
   mergeHeaders(options.headers);
   // One emitter for the provider's life: `on` listeners see the first start's output, and every
   // later serve's events.
-  const events = new ServeEvents(splitOptions(options).on);
+  const events = new ServeEvents(options.on); // checked with the rest above
   // The parent pact is armed before the (possibly long) first start, as upstream does.
   let closeProvider: (() => Promise<void>) | undefined;
   let serve: ManagedServe | undefined;

@@ -13,8 +13,8 @@ use qvac_managed_core::managed_options::{CRASH_LOOP_WINDOW, DEFAULT_SERVE_MAX_RE
 use qvac_managed_core::options::millis_saturating;
 use qvac_managed_core::platform;
 use qvac_managed_core::registry::{
-    js_number_value, now_ms, CrashLoop, Registry, ServeHealth, ServeInfo, StopOutcome,
-    UnverifiedRecord,
+    fleet_key_of, js_number_value, now_ms, CrashLoop, Registry, ServeHealth, ServeInfo,
+    StopOutcome, UnverifiedRecord,
 };
 use qvac_managed_core::serve_start::resolve_serve_command_in;
 
@@ -171,25 +171,31 @@ fn uptime(started_at: &str) -> Option<Duration> {
 
 /// Fleets whose key starts with `prefix`; exactly one, or an error listing the choices.
 fn find_fleet(registry: &Registry, prefix: &str) -> Result<ServeInfo, Box<dyn std::error::Error>> {
-    let matches: Vec<ServeInfo> = registry
-        .list_serves()?
+    one_by_prefix(registry.list_serves()?, prefix, |s| &s.fleet_key)?.ok_or_else(|| {
+        format!("no live serve with fleet key {prefix}; see `qvac-managed ps`").into()
+    })
+}
+
+/// The one item whose key starts with `prefix` (`None` when none does), or an error listing the
+/// keys when several do.
+fn one_by_prefix<T>(
+    items: Vec<T>,
+    prefix: &str,
+    key: impl Fn(&T) -> &str,
+) -> Result<Option<T>, String> {
+    let mut matches: Vec<T> = items
         .into_iter()
-        .filter(|s| s.fleet_key.starts_with(prefix))
+        .filter(|item| key(item).starts_with(prefix))
         .collect();
-    match matches.len() {
-        1 => Ok(matches.into_iter().next().expect("one match")),
-        0 => Err(format!("no live serve with fleet key {prefix}; see `qvac-managed ps`").into()),
-        _ => Err(format!(
+    if matches.len() > 1 {
+        let keys: Vec<&str> = matches.iter().map(&key).collect();
+        return Err(format!(
             "{prefix} matches {} fleets ({}); give more of the key",
             matches.len(),
-            matches
-                .iter()
-                .map(|s| s.fleet_key.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-        .into()),
+            keys.join(", ")
+        ));
     }
+    Ok(matches.pop())
 }
 
 pub fn stop(registry: &Registry, fleet: Option<&str>, all: bool) -> CommandResult {
@@ -363,16 +369,10 @@ fn finished_fleet_files(
     let mut found = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(key) = [".log.1", ".log", ".error", ".exits", ".health"]
-            .iter()
-            .find_map(|suffix| name.strip_suffix(suffix))
-        else {
+        // (`<key>.health` and `<key>.start-output` of a gone runner are the sweep's.)
+        let Some(key) = fleet_key_of(&name, &[".log.1", ".log", ".error", ".exits"]) else {
             continue;
         };
-        // Fleet keys have no dots (`<16 hex>` or `<16 hex>-priv-<pid>-<hex>`).
-        if key.is_empty() || key.contains('.') {
-            continue;
-        }
         let record = registry.record_path(key);
         let has_record = record.exists() && !removed_records.contains(&record);
         if has_record || registry.lock_path(key).exists() {
@@ -409,36 +409,21 @@ fn crash_loops(
 
 /// Forgets a fleet's recorded exits, so the crash-loop cap allows a start at once.
 pub fn reset(registry: &Registry, fleet: &str) -> CommandResult {
-    let keys: Vec<String> = registry
-        .fleets_with_exits()?
-        .into_iter()
-        .filter(|k| k.starts_with(fleet))
-        .collect();
-    match keys.as_slice() {
-        [] => {
-            println!("{fleet}: nothing to reset (no recorded exits; see `qvac-managed gc`)");
-            Ok(ExitCode::SUCCESS)
-        }
-        [key] => {
-            let held = registry.crash_loop(key, DEFAULT_SERVE_MAX_RESTARTS, CRASH_LOOP_WINDOW);
-            registry.reset_exits(key)?;
-            match held {
-                Some(c) => println!(
-                    "{key}: crash loop cleared ({} crashes in {} s forgotten); the next request starts the serve",
-                    c.restarts,
-                    c.window.as_secs()
-                ),
-                None => println!("{key}: recorded exits forgotten"),
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        many => Err(format!(
-            "{fleet} matches {} fleets ({}); give more of the key",
-            many.len(),
-            many.join(", ")
-        )
-        .into()),
+    let Some(key) = one_by_prefix(registry.fleets_with_exits()?, fleet, String::as_str)? else {
+        println!("{fleet}: nothing to reset (no recorded exits; see `qvac-managed gc`)");
+        return Ok(ExitCode::SUCCESS);
+    };
+    let held = registry.crash_loop(&key, DEFAULT_SERVE_MAX_RESTARTS, CRASH_LOOP_WINDOW);
+    registry.reset_exits(&key)?;
+    match held {
+        Some(c) => println!(
+            "{key}: crash loop cleared ({} crashes in {} s forgotten); the next request starts the serve",
+            c.restarts,
+            c.window.as_secs()
+        ),
+        None => println!("{key}: recorded exits forgotten"),
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// True when this call removed the file (false when someone else already had).

@@ -275,10 +275,6 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
                 // its process lives. That is a crash; the next consumer respawns.
                 if refusals >= 2 {
                     tracing::warn!(port, "the serve stopped listening (connection refused); treating it as crashed");
-                    let _ = registry.remove_record(&key);
-                    let stopped = serve.stop(None).await;
-                    tracing::info!(kind = stopped.kind.as_str(), "serve stopped");
-                    report = Some(stopped);
                     break RunnerExit::ServeCrashed;
                 }
                 if accepts == Some(true) && watchdog.hung() {
@@ -288,10 +284,6 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
                         last_probe_error = ?watchdog.health.last_probe_error,
                         "the serve is hung: it lives and accepts connections but answered no probe within serveHangTimeout; stopping it"
                     );
-                    let _ = registry.remove_record(&key);
-                    let stopped = serve.stop(None).await;
-                    tracing::info!(kind = stopped.kind.as_str(), "hung serve stopped");
-                    report = Some(stopped);
                     break RunnerExit::ServeHung;
                 }
                 if probe.is_none() {
@@ -336,12 +328,16 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
     drop(probe);
     // With the record, before the serve stops: nothing of this serve is left once it is gone.
     StartOutput::remove(&registry, &key);
-    if !matches!(exit, RunnerExit::ServeCrashed | RunnerExit::ServeHung) {
-        let _ = registry.remove_record(&key);
-        let stopped = serve.stop(None).await;
-        tracing::info!(kind = stopped.kind.as_str(), "serve stopped");
-        report = Some(stopped);
-    }
+    // Whatever ended the loop, a serve that did not exit by itself is stopped here.
+    let report = match report {
+        Some(exited) => exited,
+        None => {
+            let _ = registry.remove_record(&key);
+            let stopped = serve.stop(None).await;
+            tracing::info!(kind = stopped.kind.as_str(), "serve stopped");
+            stopped
+        }
+    };
     registry.remove_health(&key);
     let kind = match exit {
         RunnerExit::ServeCrashed => Some(ExitKind::Crashed),
@@ -350,7 +346,7 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
         RunnerExit::Reaped => Some(ExitKind::Reaped),
         RunnerExit::StartFailed | RunnerExit::Duplicate => None,
     };
-    if let (Some(kind), Some(report)) = (kind, &report) {
+    if let Some(kind) = kind {
         let ended = ServeExit {
             serve_pid: record.serve_pid,
             port,

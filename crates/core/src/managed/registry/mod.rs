@@ -195,8 +195,7 @@ impl Registry {
         self.keys_with_suffix(".json")
     }
 
-    /// Fleet keys that have a `<key><suffix>` file, sorted (fleet keys have no dots, so
-    /// `<key>.<pid>.<hex>.runner-params.json` and the like never count).
+    /// Fleet keys that have a `<key><suffix>` file, sorted.
     pub(crate) fn keys_with_suffix(&self, suffix: &str) -> Result<Vec<String>, RegistryError> {
         let entries = match fs::read_dir(&self.dir) {
             Ok(entries) => entries,
@@ -207,13 +206,21 @@ impl Registry {
             .flatten()
             .filter_map(|e| {
                 let name = e.file_name().to_string_lossy().into_owned();
-                let key = name.strip_suffix(suffix)?;
-                (!key.is_empty() && !key.contains('.')).then(|| key.to_owned())
+                fleet_key_of(&name, &[suffix]).map(str::to_owned)
             })
             .collect();
         keys.sort();
         Ok(keys)
     }
+}
+
+/// The fleet key of a registry file named `<key><suffix>` for one of `suffixes`. Fleet keys have
+/// no dots, so `<key>.<pid>.<hex>.runner-params.json` and the like never count.
+pub fn fleet_key_of<'a>(name: &'a str, suffixes: &[&str]) -> Option<&'a str> {
+    suffixes
+        .iter()
+        .find_map(|suffix| name.strip_suffix(suffix))
+        .filter(|key| !key.is_empty() && !key.contains('.'))
 }
 
 pub(crate) fn remove_file_if_present(path: &Path) -> Result<(), RegistryError> {

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Registry, RegistryError};
+use super::{io_err, Registry, RegistryError};
 
 /// How many exits `<key>.exits` keeps (the newest).
 const EXITS_KEPT: usize = 32;
@@ -124,9 +124,7 @@ impl Registry {
     }
 
     pub fn write_health(&self, key: &str, health: &ServeHealth) -> Result<(), RegistryError> {
-        let path = self.health_path(key);
-        let json = serde_json::to_vec(health).map_err(|e| io_error("write", &path, e.into()))?;
-        crate::private_file::write_atomic(&path, &json).map_err(|e| io_error("write", &path, e))
+        write_json(&self.health_path(key), health)
     }
 
     /// The health a runner last wrote for `key`; `None` when there is none (or it is unreadable).
@@ -142,7 +140,6 @@ impl Registry {
     /// Adds `exit` to `<key>.exits` (the newest [`EXITS_KEPT`] are kept). One runner per fleet
     /// writes at a time (the spawn lock's owner), so read-modify-replace loses nothing.
     pub fn record_exit(&self, key: &str, exit: &ServeExit) -> Result<(), RegistryError> {
-        let path = self.exits_path(key);
         let mut history = self.read_history(key);
         let mut exit = exit.clone();
         if exit.output_tail.len() > EXIT_TAIL_LIMIT {
@@ -155,8 +152,7 @@ impl Registry {
         history.exits.push(exit);
         let excess = history.exits.len().saturating_sub(EXITS_KEPT);
         history.exits.drain(..excess);
-        let json = serde_json::to_vec(&history).map_err(|e| io_error("write", &path, e.into()))?;
-        crate::private_file::write_atomic(&path, &json).map_err(|e| io_error("write", &path, e))
+        write_json(&self.exits_path(key), &history)
     }
 
     /// The fleet's recorded exits, oldest first (empty when none or unreadable).
@@ -196,17 +192,15 @@ impl Registry {
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(io_error("remove", &path, e)),
+            Err(e) => Err(io_err("remove", &path)(e)),
         }
     }
 }
 
-fn io_error(action: &'static str, path: &std::path::Path, source: std::io::Error) -> RegistryError {
-    RegistryError::Io {
-        action,
-        path: path.to_owned(),
-        source,
-    }
+/// Writes `value` as JSON to `path` atomically (temp file, rename), 0600.
+fn write_json(path: &std::path::Path, value: &impl Serialize) -> Result<(), RegistryError> {
+    let json = serde_json::to_vec(value).expect("plain data serialises");
+    crate::private_file::write_atomic(path, &json).map_err(io_err("write", path))
 }
 
 /// [`Registry::crash_loop`] at `now` (ms since the epoch).

@@ -19,7 +19,8 @@ use std::time::{Duration, SystemTime};
 
 use super::record::{judge_record, owned_temp_config_dir};
 use super::{
-    io_err, remove_file_if_present, RecordState, Registry, RegistryError, ServeRecord, StartFailure,
+    fleet_key_of, io_err, remove_file_if_present, RecordState, Registry, RegistryError,
+    ServeRecord, StartFailure,
 };
 use crate::pid_lock::PidLock;
 use crate::private_file::temp_writer_pid;
@@ -359,6 +360,8 @@ impl Registry {
                 _ => None,
             })
             .collect();
+        // A record that stays after this sweep: its fleet still has (or had) a runner.
+        let has_record = |key: &str| self.record_path(key).exists() && !dead_records.contains(&key);
         let mut rest = Vec::new();
         for entry in fs::read_dir(self.dir())
             .map_err(io_err("list", self.dir()))?
@@ -369,26 +372,20 @@ impl Registry {
             if let Some(key) = name.strip_suffix(".consumers") {
                 let markers = self.markers(key)?;
                 rest.extend(markers.dead.into_iter().map(Removal::DeadMarker));
-                let has_record = self.record_path(key).exists() && !dead_records.contains(&key);
-                if !has_record && markers.live.is_empty() {
+                if !has_record(key) && markers.live.is_empty() {
                     rest.push(Removal::EmptyConsumersDir(path));
                 }
             } else if name.ends_with(".lock") {
                 if PidLock::inspect(&path)?.is_some_and(|h| h.is_stale()) {
                     rest.push(Removal::StaleLock(path));
                 }
-            } else if let Some(key) = [".health", ".start-output"]
-                .iter()
-                .find_map(|suffix| name.strip_suffix(suffix))
-                .filter(|key| !key.is_empty() && !key.contains('.'))
-            {
+            } else if let Some(key) = fleet_key_of(&name, &[".health", ".start-output"]) {
                 // A runner's own files, left by a runner that was killed: no record (or only a
                 // dead one) and no spawn lock held by a live process means no runner.
-                let has_record = self.record_path(key).exists() && !dead_records.contains(&key);
                 let lock = self.lock_path(key);
                 let lock_held = lock.exists()
                     && !PidLock::inspect(&lock)?.is_some_and(|holder| holder.is_stale());
-                if !has_record && !lock_held {
+                if !has_record(key) && !lock_held {
                     rest.push(Removal::Leftover(path));
                 }
             } else if is_leftover(&name, &path) {
