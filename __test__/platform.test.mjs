@@ -4,6 +4,7 @@
 // Each layout is built for real in a temp directory.
 import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -66,6 +67,12 @@ test('the platform package is found by resolving its package.json from the main 
   file(join(nested, 'package.json'), '{"name":"qvac-managed","version":"0.1.0"}');
   assert.equal(resolveRunner({ ...linux, root: nested }), join(base, 'node_modules', 'qvac-managed-linux-x64-gnu', 'qvac-managed'));
   assert.doesNotThrow(() => assertAddonInstalled({ ...linux, root }));
+  // A copy nested in the package wins over its sibling, in the order require.resolve looks.
+  const inner = join(root, 'node_modules', 'qvac-managed-linux-x64-gnu');
+  file(join(inner, 'package.json'), '{"name":"qvac-managed-linux-x64-gnu","version":"0.1.0"}');
+  file(join(inner, 'qvac-managed'), '#!/bin/sh\n');
+  assert.equal(createRequire(join(root, 'package.json')).resolve('qvac-managed-linux-x64-gnu/package.json'), join(inner, 'package.json'));
+  assert.equal(resolveRunner({ ...linux, root }), join(inner, 'qvac-managed'));
 });
 
 test('loadAddon (what the library loads the addon with) looks where napi-rs\'s generated loader looks', (t) => {

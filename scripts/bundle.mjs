@@ -12,14 +12,27 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const outfile = join(root, 'dist', 'index.js');
 const external = ['ai', '@ai-sdk/*'];
+// A builtin `import`ed by an ES module becomes an ES module of its own data properties (plain
+// bindings in the bundle); one `require`d by the bundled CommonJS stays a CommonJS module. An
+// ES module importing a CommonJS one would get esbuild's interop copy of every export as a getter
+// (some 0.3 ms at import for fs, os, path and timers/promises). A name that is not a data property
+// of the builtin (a lazy getter) fails the build ("No matching export").
 const builtinsWithoutImports = {
   name: 'builtins-without-imports',
   setup(build) {
-    build.onResolve({ filter: /^node:/ }, ({ path }) => ({ path, namespace: 'builtin' }));
-    build.onLoad({ filter: /.*/, namespace: 'builtin' }, ({ path }) => ({
+    build.onResolve({ filter: /^node:/ }, ({ path, kind }) => ({ path, namespace: kind === 'require-call' ? 'builtin-cjs' : 'builtin-esm' }));
+    build.onLoad({ filter: /.*/, namespace: 'builtin-cjs' }, ({ path }) => ({
       contents: `module.exports = process.getBuiltinModule(${JSON.stringify(path)});`,
       loader: 'js'
     }));
+    build.onLoad({ filter: /.*/, namespace: 'builtin-esm' }, ({ path }) => {
+      const builtin = process.getBuiltinModule(path);
+      const names = Object.entries(Object.getOwnPropertyDescriptors(builtin))
+        .filter(([name, descriptor]) => 'value' in descriptor && name !== 'default' && /^[A-Za-z_$][\w$]*$/.test(name))
+        .map(([name]) => name);
+      const source = JSON.stringify(path);
+      return { contents: `const builtin = process.getBuiltinModule(${source});\nexport default builtin;\nexport const { ${names.join(', ')} } = builtin;\n`, loader: 'js' };
+    });
   }
 };
 const result = await build({

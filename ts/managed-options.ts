@@ -105,9 +105,7 @@ export function splitOptions(options: unknown): SplitOptions {
  * DUPLICATE_MODEL, MULTIPLE_DEFAULTS, INVALID_OPTION) before anything is spawned or written.
  */
 export function validateManagedOptions(options: ManagedOptions): ValidatedManagedOptions {
-  const outcome = native.validateManagedOptions(splitOptions(options).encoded);
-  if (outcome.error || !outcome.options) throw fromNative(outcome.error!);
-  const o = outcome.options;
+  const o = nativeCheck(splitOptions(options));
   return {
     fleetKey: o.fleetKey,
     config: JSON.parse(o.configJson) as ServeConfig,
@@ -123,6 +121,23 @@ export function validateManagedOptions(options: ManagedOptions): ValidatedManage
     serveIdleCountsConnections: o.serveIdleCountsConnections,
     serveMaxRestarts: o.serveMaxRestarts
   };
+}
+
+/** Options checked once, all of them (ours and, natively, upstream's): what attaching takes. */
+export interface CheckedOptions extends SplitOptions {
+  fleetKey: string;
+}
+
+/** `validateManagedOptions` without building its result: the split options and the fleet key. */
+export function checkOptions(options: unknown): CheckedOptions {
+  const split = splitOptions(options);
+  return { ...split, fleetKey: nativeCheck(split).fleetKey };
+}
+
+function nativeCheck(split: SplitOptions): NonNullable<ReturnType<typeof native.validateManagedOptions>['options']> {
+  const outcome = native.validateManagedOptions(split.encoded);
+  if (outcome.error || !outcome.options) throw fromNative(outcome.error!);
+  return outcome.options;
 }
 
 /** The exact `qvac.config.json` object upstream writes for `models`. */

@@ -4,7 +4,7 @@
 // cheaply; the library bundles it into dist/index.js (scripts/bundle.mjs).
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join, toNamespacedPath } from 'node:path';
 
 import { NativeBinaryMissingError } from './error-base.cjs';
 
@@ -152,7 +152,7 @@ export function resolveRunner(lookup: RunnerLookup = {}): string {
  * before it loads, so a user gets the fix instead of "Cannot find native binding".
  */
 export function assertAddonInstalled(lookup: RunnerLookup = {}): void {
-  findAddon(lookup, createRequire(join(lookup.root ?? packageRoot, 'package.json')));
+  findAddon(lookup);
 }
 
 /**
@@ -166,8 +166,7 @@ export function assertAddonInstalled(lookup: RunnerLookup = {}): void {
  */
 export function loadAddon(lookup: RunnerLookup = {}): unknown {
   const env = lookup.env ?? process.env;
-  const requireFromRoot = createRequire(join(lookup.root ?? packageRoot, 'package.json'));
-  const { file, packageDir } = findAddon(lookup, requireFromRoot);
+  const { file, packageDir, override } = findAddon(lookup);
   try {
     const enforce = env['NAPI_RS_ENFORCE_VERSION_CHECK'];
     if (packageDir && enforce && enforce !== '0') {
@@ -177,7 +176,13 @@ export function loadAddon(lookup: RunnerLookup = {}): unknown {
         throw new Error(`Native binding package version mismatch, expected ${expected} but got ${version}. You can reinstall dependencies to fix this issue.`);
       }
     }
-    return requireFromRoot(file);
+    // The override is a module request, resolved as `require` resolves it; a file we found is
+    // loaded as `require` loads a `.node` file, without its resolution and module cache (the
+    // addon is loaded once per module instance: per thread, as `require`'s cache is).
+    if (override) return requireFrom(lookup.root ?? packageRoot)(file);
+    const module = { exports: {} };
+    process.dlopen(module, toNamespacedPath(file));
+    return module.exports;
   } catch (cause) {
     throw new Error(
       'Cannot find native binding. npm has a bug related to optional dependencies (https://github.com/npm/cli/issues/4828). ' +
@@ -188,26 +193,47 @@ export function loadAddon(lookup: RunnerLookup = {}): unknown {
 }
 
 /** The addon to load (and the platform package holding it, if one does); NATIVE_BINARY_MISSING if none. */
-function findAddon(lookup: RunnerLookup, requireFromRoot: NodeJS.Require): { file: string; packageDir: string | null } {
+function findAddon(lookup: RunnerLookup): { file: string; packageDir: string | null; override: boolean } {
   const env = lookup.env ?? process.env;
   const override = env['NAPI_RS_NATIVE_LIBRARY_PATH'];
-  if (override) return { file: override, packageDir: null };
+  if (override) return { file: override, packageDir: null, override: true };
   const root = lookup.root ?? packageRoot;
   const id = platformId(lookup);
   const local = join(root, `qvac-managed.${id}.node`);
-  if (existsSync(local)) return { file: local, packageDir: null };
+  if (existsSync(local)) return { file: local, packageDir: null, override: false };
   const packageName = platformPackageName(id);
-  const packageDir = resolvePackageDir(packageName, root, requireFromRoot);
+  const packageDir = resolvePackageDir(packageName, root);
   if (!packageDir) throw missing(id, packageName, 'the native addon');
-  return { file: join(packageDir, `qvac-managed.${id}.node`), packageDir };
+  return { file: join(packageDir, `qvac-managed.${id}.node`), packageDir, override: false };
 }
 
-function resolvePackageDir(packageName: string, root: string, requireFromRoot = createRequire(join(root, 'package.json'))): string | null {
-  try {
-    return dirname(requireFromRoot.resolve(`${packageName}/package.json`));
-  } catch {
-    return null;
+const requireFrom = (root: string): NodeJS.Require => createRequire(join(root, 'package.json'));
+
+/** This package's own lookups, made once: the addon's at import, then every ensureServe's runner. */
+const ownPackageDirs = new Map<string, string | null>();
+
+/**
+ * Where `require.resolve` from `root` finds the package `packageName`. Its first two candidates
+ * are looked at directly, without the module loader (the addon's lookup is on every app's start-up
+ * path): a copy nested in `root/node_modules`, then a sibling in the `node_modules` directory
+ * `root` sits in (npm's and pnpm's layouts). Anything else goes through Node's own resolution.
+ */
+function resolvePackageDir(packageName: string, root: string): string | null {
+  const own = root === packageRoot;
+  const known = own ? ownPackageDirs.get(packageName) : undefined;
+  if (known !== undefined) return known;
+  const parent = dirname(root);
+  const direct = [join(root, 'node_modules', packageName), ...(basename(parent) === 'node_modules' ? [join(parent, packageName)] : [])];
+  let dir = direct.find((candidate) => existsSync(join(candidate, 'package.json'))) ?? null;
+  if (dir === null) {
+    try {
+      dir = dirname(requireFrom(root).resolve(`${packageName}/package.json`));
+    } catch {
+      // not installed: null
+    }
   }
+  if (own) ownPackageDirs.set(packageName, dir);
+  return dir;
 }
 
 function missing(id: string, packageName: string, what: string, looked: string[] = []): NativeBinaryMissingError {

@@ -5,7 +5,7 @@ import { withSignal } from './cancel.js';
 import './exit.js';
 import { InvalidOptionError, fromNative } from './errors.js';
 import { ServeEvents, outputEvent, type ServeEventListener, type ServeEventName, type ServeExitEvent } from './events.js';
-import { splitOptions, validateManagedOptions, type ManagedOptions } from './managed-options.js';
+import { checkOptions, type CheckedOptions, type ManagedOptions } from './managed-options.js';
 import * as native from './native.js';
 import { resolveRunner } from './platform.cjs';
 import { ManagedRegistry, defaultRegistryDir, type StopServeResult } from './registry.js';
@@ -125,15 +125,16 @@ export class ManagedServe {
  * `registryDir` and `signal` may be given in either argument (`attach` wins).
  */
 export async function ensureServe(options: ManagedOptions, attachIn?: AttachOptions): Promise<ManagedServe> {
-  return attachServe(options, attachIn);
+  return attachServe(checkOptions(options), attachIn);
 }
 
 /**
- * `ensureServe` with the events of an existing emitter (the managed provider's, which follows
- * its serve across respawns); otherwise one made from `options.on`.
+ * `ensureServe` for options already checked (`checkOptions`: the managed provider checks once,
+ * then attaches again after a respawn), with the events of an existing emitter (the provider's,
+ * which follows its serve across respawns); otherwise one made from `options.on`.
  */
-export async function attachServe(options: ManagedOptions, attachIn?: AttachOptions, eventsIn?: ServeEvents): Promise<ManagedServe> {
-  const { encoded, signal: optionsSignal, registryDir: optionsRegistryDir, on } = splitOptions(options);
+export async function attachServe(options: CheckedOptions, attachIn?: AttachOptions, eventsIn?: ServeEvents): Promise<ManagedServe> {
+  const { encoded, signal: optionsSignal, registryDir: optionsRegistryDir, on } = options;
   const events = eventsIn ?? new ServeEvents(on);
   const attach = optionsArg<AttachOptions>('attach', attachIn);
   signalArg('signal', attach.signal);
@@ -145,8 +146,6 @@ export async function attachServe(options: ManagedOptions, attachIn?: AttachOpti
     throw InvalidOptionError.because('avoidServePid', String(avoid), 'a process id (a whole number from 1 to 2147483647)');
   }
   const signal = attach.signal ?? optionsSignal;
-  const precheck = native.validateManagedOptions(encoded);
-  if (precheck.error) throw fromNative(precheck.error);
   const registryDir = attach.registryDir ?? optionsRegistryDir ?? defaultRegistryDir();
   const request: native.EnsureServeRequest = {
     options: encoded,
@@ -175,9 +174,8 @@ export async function attachServe(options: ManagedOptions, attachIn?: AttachOpti
  * SERVE_STOP_FAILED when the runner cannot be proven (nothing is signalled) or survives a kill.
  */
 export async function stopServe(options: ManagedOptions, stopIn?: { graceMs?: number; registryDir?: string }): Promise<StopServeResult> {
-  const { registryDir: optionsRegistryDir } = splitOptions(options);
+  const { registryDir: optionsRegistryDir, fleetKey } = checkOptions(options);
   const stop = optionsArg<{ graceMs?: number; registryDir?: string }>('stop', stopIn);
   stringArg('registryDir', stop.registryDir, true);
-  const { fleetKey } = validateManagedOptions(options);
   return new ManagedRegistry(stop.registryDir ?? optionsRegistryDir).stopFleet(fleetKey, { graceMs: stop.graceMs });
 }

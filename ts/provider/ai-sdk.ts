@@ -9,11 +9,13 @@ import type * as Ai from 'ai';
 
 import { QvacError } from '../errors.js';
 
-const requireFromHere = createRequire(import.meta.url);
+// Made on the first load: `createRequire` costs some 0.3 ms, on every app's start-up path if made at import.
+let requireFromHere: NodeJS.Require | undefined;
 
 /** Loads a peer dependency; a missing one is PEER_DEPENDENCY_MISSING with the install command. */
 function load(name: string, range: string): unknown {
   try {
+    requireFromHere ??= createRequire(import.meta.url);
     return requireFromHere(name);
   } catch (error) {
     const code = (error as { code?: string }).code;

@@ -3,7 +3,7 @@ import { ServeEvents, type ServeEventListener, type ServeEventName } from '../ev
 import { singleFlight } from '../retry.js';
 import { ManagedRegistry, type StopServeResult } from '../registry.js';
 import { attachServe, type AttachOptions, type ManagedServe } from '../serve.js';
-import { validateManagedOptions, type ManagedOptions } from '../managed-options.js';
+import { checkOptions, type ManagedOptions } from '../managed-options.js';
 import { createExternalQvac, type QvacProvider } from './external.js';
 import { mergeHeaders } from './headers.js';
 
@@ -84,11 +84,11 @@ function withAuthorization(input: string | URL | Request, init: RequestInit | un
 export async function createManagedQvac(options: QvacManagedOptions, attach: AttachOptions = {}): Promise<ManagedQvacProvider> {
   // Every option is checked before anything is armed, spawned or written; headers also as
   // fetch will check them (the native check does not know fetch's ByteString rule).
-  validateManagedOptions(options);
+  const checked = checkOptions(options);
   mergeHeaders(options.headers);
   // One emitter for the provider's life: `on` listeners see the first start's output, and every
   // later serve's events.
-  const events = new ServeEvents(options.on); // checked with the rest above
+  const events = new ServeEvents(checked.on);
   // The parent pact is armed before the (possibly long) first start, as upstream does.
   let closeProvider: (() => Promise<void>) | undefined;
   let serve: ManagedServe | undefined;
@@ -107,7 +107,7 @@ export async function createManagedQvac(options: QvacManagedOptions, attach: Att
   }
 
   try {
-    serve = await attachServe(options, attach, events);
+    serve = await attachServe(checked, attach, events);
   } catch (error) {
     if (parentWatch) clearInterval(parentWatch);
     process.off('disconnect', onParentGone);
@@ -128,7 +128,7 @@ export async function createManagedQvac(options: QvacManagedOptions, attach: Att
     let live: ManagedServe = first;
     let closed = false;
     // Later attaches are the provider's own: the caller's signal bounded only the first one.
-    const later: QvacManagedOptions = { ...options, signal: undefined };
+    const later = { ...checked, signal: undefined };
     const reresolve = singleFlight(async () => {
       // Never the serve that just refused the connection: its runner notices and replaces it.
       const next = await attachServe(later, { ...attach, avoidServePid: live.pid, signal: undefined }, events);

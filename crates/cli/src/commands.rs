@@ -22,8 +22,17 @@ type CommandResult = Result<ExitCode, Box<dyn std::error::Error>>;
 
 pub fn ps(registry: &Registry, json: bool) -> CommandResult {
     let serves = registry.list_serves()?;
+    // Counted now, from the socket table (the runner counts only while no consumer is left).
+    let connections: Vec<Option<u32>> = serves
+        .iter()
+        .map(|s| platform::tcp_connections_to(s.port, &[]))
+        .collect();
     if json {
-        let list: Vec<serde_json::Value> = serves.iter().map(serve_json).collect();
+        let list: Vec<serde_json::Value> = serves
+            .iter()
+            .zip(&connections)
+            .map(|(s, &n)| serve_json(s, n))
+            .collect();
         println!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -48,7 +57,7 @@ pub fn ps(registry: &Registry, json: bool) -> CommandResult {
         "IDLE AFTER",
         "LAST PROBE"
     );
-    for s in &serves {
+    for (s, n) in serves.iter().zip(&connections) {
         let health = s.health.as_ref();
         println!(
             "{:<16}  {:>7}  {:>7}  {:>5}  {:>9}  {:>5}  {:>8}  {:>10}  {:<20}  {}",
@@ -57,9 +66,7 @@ pub fn ps(registry: &Registry, json: bool) -> CommandResult {
             s.runner_pid,
             s.port,
             s.consumers,
-            health
-                .and_then(|h| h.connections)
-                .map_or_else(|| "-".into(), |n| n.to_string()),
+            n.map_or_else(|| "-".into(), |n| n.to_string()),
             uptime(&s.started_at).map_or_else(|| "?".into(), human),
             human(millis_saturating(s.idle_timeout_ms)),
             health.map_or_else(|| "-".into(), last_probe),
@@ -131,9 +138,9 @@ fn iso_millis(ms: u64) -> String {
     humantime::format_rfc3339_millis(SystemTime::UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
-fn serve_json(s: &ServeInfo) -> serde_json::Value {
+fn serve_json(s: &ServeInfo, connections: Option<u32>) -> serde_json::Value {
     serde_json::json!({
-        "connections": s.health.as_ref().and_then(|h| h.connections),
+        "connections": connections,
         "lastProbe": s.health.as_ref().map(health_json),
         "fleetKey": s.fleet_key,
         "models": s.models,

@@ -9,9 +9,10 @@
 //! serve (the runner sees its marker and republishes) or starts a fresh one (it sees no record).
 //!
 //! While the serve runs, the runner also probes it (`GET /v1/models` with its key) as a hang
-//! watchdog, counts the TCP connections to its port (a client on `baseURL` keeps it from being
-//! idle), writes both to `<key>.health` for `ps`, and appends how the serve ended to
-//! `<key>.exits` (why a consumer's serve went away, and the crash-loop cap).
+//! watchdog and writes the last probe to `<key>.health` for `ps`; once no consumer is left it
+//! counts the TCP connections to the serve's port (a client on `baseURL` keeps it from being
+//! idle); and it appends how the serve ended to `<key>.exits` (why a consumer's serve went away,
+//! and the crash-loop cap).
 //!
 //! This lives in the binary, not in core, because it installs process-wide signal handlers.
 
@@ -289,14 +290,10 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
                 if probe.is_none() {
                     probe = watchdog.start_probe();
                 }
-                // Without the watchdog no probe writes the health file: the connections still do.
-                if probe.is_none() && watchdog.recount(port) {
-                    let _ = registry.write_health(&key, &watchdog.health);
-                }
             }
             outcome = async { probe.as_mut().expect("guarded by is_some").await }, if probe.is_some() => {
                 probe = None;
-                watchdog.probed(outcome, port);
+                watchdog.probed(outcome);
                 let _ = registry.write_health(&key, &watchdog.health);
             }
             _ = record_watch.changed() => {
@@ -379,7 +376,7 @@ type ProbeFuture = Pin<Box<dyn Future<Output = (Result<u16, ProbeError>, Duratio
 /// How often connections are counted while one is open and no consumer is left.
 const CONNECTION_RECOUNT: Duration = Duration::from_millis(250);
 
-/// The hang watchdog and the connection count: what `<key>.health` says.
+/// The hang watchdog (what `<key>.health` says), and the connection count that leaves its probe out.
 struct Watchdog {
     hang_timeout: Option<Duration>,
     url: String,
@@ -390,8 +387,6 @@ struct Watchdog {
     timed_out: bool,
     last_answer: Instant,
     health: ServeHealth,
-    /// `recount` wrote the health file at least once.
-    health_written: bool,
 }
 
 impl Watchdog {
@@ -411,7 +406,6 @@ impl Watchdog {
                 hang_timeout_ms: hang_timeout.map_or(0, |t| t.as_millis() as u64),
                 ..ServeHealth::default()
             },
-            health_written: false,
         }
     }
 
@@ -419,16 +413,6 @@ impl Watchdog {
     fn connections(&self, port: u16) -> Option<u32> {
         let own: Vec<u16> = self.probe_port.get().into_iter().collect();
         tcp_connections_to(port, &own)
-    }
-
-    /// Counts the connections for `<key>.health`; true when the count changed (or was never
-    /// written).
-    fn recount(&mut self, port: u16) -> bool {
-        let now = self.connections(port);
-        let changed = !self.health_written || now != self.health.connections;
-        self.health.connections = now;
-        self.health_written = true;
-        changed
     }
 
     /// A probe bounded by the hang timeout, or none when the watchdog is off.
@@ -449,7 +433,7 @@ impl Watchdog {
     }
 
     /// Any HTTP answer, whatever its status, shows the serve is not hung.
-    fn probed(&mut self, (outcome, took): (Result<u16, ProbeError>, Duration), port: u16) {
+    fn probed(&mut self, (outcome, took): (Result<u16, ProbeError>, Duration)) {
         self.health.last_probe_at = Some(now_ms());
         self.health.last_probe_ms = Some(took.as_millis() as u64);
         match outcome {
@@ -466,7 +450,6 @@ impl Watchdog {
                 self.health.last_probe_error = Some(err.to_string());
             }
         }
-        self.health.connections = self.connections(port);
     }
 
     /// Hung: a probe went unanswered for the whole hang timeout, or (a serve that fails every

@@ -8,7 +8,7 @@
 //!   <key>.consumers/<pid>.<8 hex>    one marker per live provider
 //!   <key>.error                      last start failure: "CODE: message" + exit status + output tail
 //!   <key>.log                        the runner's log
-//!   <key>.health                     ours: the watchdog's last probe and live connections
+//!   <key>.health                     ours: the watchdog's last probe
 //!   <key>.exits                      ours: how the fleet's last serves ended (crash-loop cap)
 //!   <key>.start-output               ours: the serve's output lines while its start is in progress
 //! ```

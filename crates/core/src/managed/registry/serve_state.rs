@@ -1,7 +1,7 @@
 //! What a runner says about its serve beyond the record (files of ours; upstream 0.7.0 neither
 //! reads nor sweeps them, as they do not end in `.json`):
 //!
-//! - `<key>.health`: the watchdog's last probe and the live connections, rewritten by the runner
+//! - `<key>.health`: the watchdog's last probe, rewritten by the runner
 //!   after every probe while the serve runs, removed when it ends (`ps` shows it).
 //! - `<key>.exits`: how the fleet's last serves ended (crashed, hung, stopped, reaped; exit code
 //!   or signal; the output tail), appended by each runner as its serve ends. Consumers read it to
@@ -46,9 +46,6 @@ pub struct ServeHealth {
     pub last_answer_at: Option<u64>,
     /// `serveHangTimeout` in force (0 = no watchdog).
     pub hang_timeout_ms: u64,
-    /// Established TCP connections to the serve's port (other than the watchdog's own probe);
-    /// `None` where this platform cannot count them.
-    pub connections: Option<u32>,
 }
 
 /// How a serve ended.
@@ -308,7 +305,6 @@ mod tests {
             serve_pid: 7,
             last_probe_at: Some(5),
             last_probe_status: Some(200),
-            connections: Some(2),
             ..ServeHealth::default()
         };
         reg.write_health("k", &health).unwrap();
