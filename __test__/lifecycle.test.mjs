@@ -92,7 +92,9 @@ describe('hang watchdog', () => {
     t.after(() => qvac.close());
     await new Promise((r) => setTimeout(r, 2_500));
     assert.ok(running(qvac.pid), 'a wedged serve is left alone without the watchdog');
-    assert.equal(ps()[0].lastProbe?.hangTimeoutMs ?? 0, 0);
+    const { lastProbe } = ps()[0];
+    assert.equal(lastProbe.hangTimeoutMs, 0, 'ps says the watchdog is off');
+    assert.equal(lastProbe.lastProbeAt, null, 'and that nothing was probed');
   });
 });
 

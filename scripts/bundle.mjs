@@ -5,18 +5,28 @@
 // SDK peers (loaded on first use) stay outside. dist/platform.cjs and dist/error-base.cjs also stay
 // as tsc wrote them, for the CLI shim, which loads nothing else.
 import { build } from 'esbuild';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const outfile = join(root, 'dist', 'index.js');
 const external = ['ai', '@ai-sdk/*'];
-// A builtin `import`ed by an ES module becomes an ES module of its own data properties (plain
-// bindings in the bundle); one `require`d by the bundled CommonJS stays a CommonJS module. An
-// ES module importing a CommonJS one would get esbuild's interop copy of every export as a getter
-// (some 0.3 ms at import for fs, os, path and timers/promises). A name that is not a data property
-// of the builtin (a lazy getter) fails the build ("No matching export").
+// A builtin `import`ed by an ES module becomes an ES module exporting just the names imported
+// from it (plain bindings in the bundle); one `require`d by the bundled CommonJS stays a CommonJS
+// module. An ES module importing a CommonJS one would get esbuild's interop copy of every export
+// as a getter (some 0.3 ms at import for fs, os, path and timers/promises). A name that is not a
+// data property of the builtin here (a lazy getter, or missing) fails the build.
+const importedNames = new Map();
+for (const file of await readdir(join(root, 'dist'), { recursive: true })) {
+  if (!file.endsWith('.js')) continue;
+  const source = await readFile(join(root, 'dist', file), 'utf8');
+  for (const [, names, from] of source.matchAll(/import\s*\{([^}]*)\}\s*from\s*['"](node:[^'"]+)['"]/g)) {
+    const set = importedNames.get(from) ?? new Set();
+    for (const name of names.split(',').map((n) => n.trim().split(/\s+as\s+/)[0]).filter(Boolean)) set.add(name);
+    importedNames.set(from, set);
+  }
+}
 const builtinsWithoutImports = {
   name: 'builtins-without-imports',
   setup(build) {
@@ -27,11 +37,11 @@ const builtinsWithoutImports = {
     }));
     build.onLoad({ filter: /.*/, namespace: 'builtin-esm' }, ({ path }) => {
       const builtin = process.getBuiltinModule(path);
-      const names = Object.entries(Object.getOwnPropertyDescriptors(builtin))
-        .filter(([name, descriptor]) => 'value' in descriptor && name !== 'default' && /^[A-Za-z_$][\w$]*$/.test(name))
-        .map(([name]) => name);
+      const names = [...(importedNames.get(path) ?? [])];
+      const notData = names.filter((name) => !('value' in (Object.getOwnPropertyDescriptor(builtin, name) ?? {})));
+      if (notData.length) throw new Error(`bundle.mjs: ${path} has no data propert${notData.length > 1 ? 'ies' : 'y'} ${notData.join(', ')}`);
       const source = JSON.stringify(path);
-      return { contents: `const builtin = process.getBuiltinModule(${source});\nexport default builtin;\nexport const { ${names.join(', ')} } = builtin;\n`, loader: 'js' };
+      return { contents: `const builtin = process.getBuiltinModule(${source});\nexport const { ${names.join(', ')} } = builtin;\n`, loader: 'js' };
     });
   }
 };

@@ -177,12 +177,15 @@ export function loadAddon(lookup: RunnerLookup = {}): unknown {
       }
     }
     // The override is a module request, resolved as `require` resolves it; a file we found is
-    // loaded as `require` loads a `.node` file, without its resolution and module cache (the
-    // addon is loaded once per module instance: per thread, as `require`'s cache is).
+    // loaded as `require` loads a `.node` file, without the module loader.
     if (override) return requireFrom(lookup.root ?? packageRoot)(file);
-    const module = { exports: {} };
-    process.dlopen(module, toNamespacedPath(file));
-    return module.exports;
+    const loaded = loadedAddons();
+    if (!loaded.has(file)) {
+      const addonModule = { exports: {} };
+      process.dlopen(addonModule, toNamespacedPath(file));
+      loaded.set(file, addonModule.exports);
+    }
+    return loaded.get(file);
   } catch (cause) {
     throw new Error(
       'Cannot find native binding. npm has a bug related to optional dependencies (https://github.com/npm/cli/issues/4828). ' +
@@ -208,6 +211,16 @@ function findAddon(lookup: RunnerLookup): { file: string; packageDir: string | n
 }
 
 const requireFrom = (root: string): NodeJS.Require => createRequire(join(root, 'package.json'));
+
+/**
+ * The addons loaded in this realm (this thread), by file: this module evaluated again (a test
+ * runner's fresh module registry, an import under a second URL) gets the same exports back, as
+ * `require`'s cache would give, instead of registering the addon a second time.
+ */
+function loadedAddons(): Map<string, unknown> {
+  const realm = globalThis as unknown as Record<symbol, Map<string, unknown> | undefined>;
+  return (realm[Symbol.for('qvac-managed.loaded-addons')] ??= new Map());
+}
 
 /** This package's own lookups, made once: the addon's at import, then every ensureServe's runner. */
 const ownPackageDirs = new Map<string, string | null>();

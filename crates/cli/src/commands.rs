@@ -22,10 +22,14 @@ type CommandResult = Result<ExitCode, Box<dyn std::error::Error>>;
 
 pub fn ps(registry: &Registry, json: bool) -> CommandResult {
     let serves = registry.list_serves()?;
-    // Counted now, from the socket table (the runner counts only while no consumer is left).
-    let connections: Vec<Option<u32>> = serves
-        .iter()
-        .map(|s| platform::tcp_connections_to(s.port, &[]))
+    // Counted now, in one read of the socket tables (the runner counts only while no consumer
+    // is left).
+    let ports: Vec<u16> = serves.iter().map(|s| s.port).collect();
+    let counts = (!ports.is_empty())
+        .then(|| platform::tcp_connections_to_each(&ports, &[]))
+        .flatten();
+    let connections: Vec<Option<u32>> = (0..serves.len())
+        .map(|i| counts.as_ref().map(|c| c[i]))
         .collect();
     if json {
         let list: Vec<serde_json::Value> = serves

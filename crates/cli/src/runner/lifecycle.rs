@@ -223,6 +223,10 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
     let mut refusals = 0;
     let mut empty_since: Option<Instant> = None;
     let mut watchdog = Watchdog::new(&params, &record);
+    if watchdog.hang_timeout.is_none() {
+        // No probe will write it: `ps` shows the watchdog as off.
+        let _ = registry.write_health(&key, &watchdog.health);
+    }
     let mut probe: Option<ProbeFuture> = None;
     let mut report: Option<ExitReport> = None;
     // Connections are counted only while no consumer is left: when the last one goes, then every

@@ -53,7 +53,8 @@ fn read_proc_file(path: &str) -> Option<String> {
             Err(_) => return None,
         }
     }
-    String::from_utf8(text).ok()
+    // The command name (in `stat`) may hold any bytes: never a reason to read nothing.
+    Some(String::from_utf8_lossy(&text).into_owned())
 }
 
 /// Start time of `pid` in clock ticks since boot (field 22 of `/proc/<pid>/stat`).
@@ -115,16 +116,18 @@ pub fn tcp_listener_pid(port: u16) -> Option<i32> {
         })
 }
 
-/// Established TCP connections accepted on local `port` (the server side, from any process and
-/// address), except those whose peer port is in `except_peers` (our own probe), from
-/// `/proc/net/tcp{,6}`; `None` when neither table can be read.
-pub fn tcp_connections_to(port: u16, except_peers: &[u16]) -> Option<u32> {
+/// Established TCP connections accepted on each of `ports` (the server side, from any process
+/// and address), except those whose peer port is in `except_peers` (our own probe), from one
+/// read of `/proc/net/tcp{,6}`; `None` when neither table can be read. A read walks the kernel's
+/// whole TCP hash table (milliseconds of kernel time on a large machine, however few sockets
+/// there are), so callers count only when it matters.
+pub fn tcp_connections_to_each(ports: &[u16], except_peers: &[u16]) -> Option<Vec<u32>> {
     let port_of = |addr: &str| {
         addr.rsplit_once(':')
             .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
     };
     let mut readable = false;
-    let mut count = 0;
+    let mut counts = vec![0; ports.len()];
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         let Ok(text) = std::fs::read_to_string(table) else {
             continue;
@@ -133,16 +136,20 @@ pub fn tcp_connections_to(port: u16, except_peers: &[u16]) -> Option<u32> {
         for line in text.lines().skip(1) {
             let fields: Vec<&str> = line.split_whitespace().collect();
             // local_address, rem_address, st (01 = ESTABLISHED)
-            if fields.len() > 3
-                && fields[3] == "01"
-                && port_of(fields[1]) == Some(port)
-                && port_of(fields[2]).is_some_and(|peer| !except_peers.contains(&peer))
+            if fields.len() <= 3
+                || fields[3] != "01"
+                || port_of(fields[2]).is_none_or(|peer| except_peers.contains(&peer))
             {
-                count += 1;
+                continue;
+            }
+            if let Some(at) =
+                port_of(fields[1]).and_then(|local| ports.iter().position(|&p| p == local))
+            {
+                counts[at] += 1;
             }
         }
     }
-    readable.then_some(count)
+    readable.then_some(counts)
 }
 
 fn fallback_group_alive(pgid: i32) -> bool {
@@ -320,6 +327,7 @@ mod tests {
 
     #[test]
     fn counts_the_connections_to_a_port() {
+        use crate::platform::tcp_connections_to;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         assert_eq!(Some(0), tcp_connections_to(port, &[]));
@@ -333,7 +341,17 @@ mod tests {
         drop(a);
         drop(served_a);
         assert_eq!(Some(1), tcp_connections_to(port, &[]));
-        drop(b);
+        // Several ports in one read, each counted apart.
+        let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let other_port = other.local_addr().unwrap().port();
+        let c = std::net::TcpStream::connect(("127.0.0.1", other_port)).unwrap();
+        let d = std::net::TcpStream::connect(("127.0.0.1", other_port)).unwrap();
+        let _served = (other.accept().unwrap(), other.accept().unwrap());
+        assert_eq!(
+            Some(vec![1, 2, 0]),
+            tcp_connections_to_each(&[port, other_port, 1], &[])
+        );
+        drop((b, c, d));
     }
 
     #[test]

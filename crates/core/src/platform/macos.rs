@@ -166,7 +166,7 @@ pub fn tcp_listener_pid(_port: u16) -> Option<i32> {
 
 /// Not counted on macOS yet (it needs `proc_pidfdinfo` over the serve's sockets): the idle clock
 /// there counts consumers only, as upstream's does.
-pub fn tcp_connections_to(_port: u16, _except_peers: &[u16]) -> Option<u32> {
+pub fn tcp_connections_to_each(_ports: &[u16], _except_peers: &[u16]) -> Option<Vec<u32>> {
     None
 }
 

@@ -67,7 +67,7 @@ pub mod watch;
 pub use linux::{
     boot_id, children_of, flock_holder_pid, machine_id, process_cmdline, process_group_alive,
     process_group_of, process_is_zombie, process_start_time, rename_noreplace,
-    set_parent_death_signal, tcp_connections_to, tcp_listener_pid,
+    set_parent_death_signal, tcp_connections_to_each, tcp_listener_pid,
 };
 #[cfg(target_os = "linux")]
 pub use watch::{DirWatcher, ExitWatch, ProcessHandle};
@@ -79,7 +79,7 @@ mod macos;
 pub use macos::{
     boot_id, children_of, flock_holder_pid, machine_id, process_cmdline, process_group_alive,
     process_group_of, process_is_zombie, process_start_time, rename_noreplace,
-    set_parent_death_signal, tcp_connections_to, tcp_listener_pid, DirWatcher, ExitWatch,
+    set_parent_death_signal, tcp_connections_to_each, tcp_listener_pid, DirWatcher, ExitWatch,
     ProcessHandle,
 };
 
@@ -93,9 +93,9 @@ pub use windows::{
     home_of_current_user, is_executable, machine_id, pid_exists, private_dir_problem,
     process_cmdline, process_group_alive, process_group_of, process_is_zombie, process_start_time,
     reap_exited_children, rename_noreplace, retry_transient, set_parent_death_signal, signal_child,
-    signal_group, signal_name, stop_event_name, sync_dir, tcp_connections_to, tcp_listener_pid,
-    with_create_mode, DirWatcher, ExitWatch, ProcessHandle, ProcessTree, StopEvent,
-    EXECUTABLE_SUFFIXES, NULL_DEVICE,
+    signal_group, signal_name, stop_event_name, sync_dir, tcp_connections_to_each,
+    tcp_listener_pid, with_create_mode, DirWatcher, ExitWatch, ProcessHandle, ProcessTree,
+    StopEvent, EXECUTABLE_SUFFIXES, NULL_DEVICE,
 };
 
 #[cfg(all(unix, not(any(target_os = "linux", target_os = "macos"))))]
@@ -127,7 +127,7 @@ mod fallback {
         None
     }
 
-    pub fn tcp_connections_to(_port: u16, _except_peers: &[u16]) -> Option<u32> {
+    pub fn tcp_connections_to_each(_ports: &[u16], _except_peers: &[u16]) -> Option<Vec<u32>> {
         None
     }
 
@@ -223,6 +223,13 @@ mod fallback {
 pub use fallback::{
     boot_id, children_of, flock_holder_pid, machine_id, process_cmdline, process_group_alive,
     process_group_of, process_is_zombie, process_start_time, rename_noreplace,
-    set_parent_death_signal, tcp_connections_to, tcp_listener_pid, DirWatcher, ExitWatch,
+    set_parent_death_signal, tcp_connections_to_each, tcp_listener_pid, DirWatcher, ExitWatch,
     ProcessHandle,
 };
+
+/// Established TCP connections accepted on local `port` (from any process), except those whose
+/// peer port is in `except_peers`; `None` where they cannot be counted (see
+/// [`tcp_connections_to_each`]).
+pub fn tcp_connections_to(port: u16, except_peers: &[u16]) -> Option<u32> {
+    tcp_connections_to_each(&[port], except_peers).and_then(|counts| counts.first().copied())
+}

@@ -254,33 +254,35 @@ pub fn tcp_listener_pid(port: u16) -> Option<i32> {
     found.map(|pid| pid as i32)
 }
 
-/// Established TCP connections accepted on local `port` (from any process), except those whose
-/// peer port is in `except_peers`, from the system's TCP tables; `None` if neither can be read.
-pub fn tcp_connections_to(port: u16, except_peers: &[u16]) -> Option<u32> {
+/// Established TCP connections accepted on each of `ports` (from any process), except those
+/// whose peer port is in `except_peers`, from one snapshot of the system's TCP tables; `None` if
+/// neither can be read.
+pub fn tcp_connections_to_each(ports: &[u16], except_peers: &[u16]) -> Option<Vec<u32>> {
     use windows_sys::Win32::NetworkManagement::IpHelper::{
         MIB_TCP6ROW_OWNER_PID, MIB_TCPROW_OWNER_PID, MIB_TCP_STATE_ESTAB,
         TCP_TABLE_OWNER_PID_CONNECTIONS,
     };
     use windows_sys::Win32::Networking::WinSock::{AF_INET, AF_INET6};
-    let counts = |local: u32, remote: u32, state: u32| {
-        state == MIB_TCP_STATE_ESTAB as u32
-            && u16::from_be(local as u16) == port
-            && !except_peers.contains(&u16::from_be(remote as u16))
+    let mut counts = vec![0; ports.len()];
+    let mut count = |local: u32, remote: u32, state: u32| {
+        if state != MIB_TCP_STATE_ESTAB as u32
+            || except_peers.contains(&u16::from_be(remote as u16))
+        {
+            return;
+        }
+        if let Some(at) = ports.iter().position(|&p| p == u16::from_be(local as u16)) {
+            counts[at] += 1;
+        }
     };
     let v4 = tcp_table(u32::from(AF_INET), TCP_TABLE_OWNER_PID_CONNECTIONS).map(|t| {
         rows::<MIB_TCPROW_OWNER_PID>(&t)
-            .filter(|r| counts(r.dwLocalPort, r.dwRemotePort, r.dwState))
-            .count() as u32
+            .for_each(|r| count(r.dwLocalPort, r.dwRemotePort, r.dwState))
     });
     let v6 = tcp_table(u32::from(AF_INET6), TCP_TABLE_OWNER_PID_CONNECTIONS).map(|t| {
         rows::<MIB_TCP6ROW_OWNER_PID>(&t)
-            .filter(|r| counts(r.dwLocalPort, r.dwRemotePort, r.dwState))
-            .count() as u32
+            .for_each(|r| count(r.dwLocalPort, r.dwRemotePort, r.dwState))
     });
-    match (v4, v6) {
-        (None, None) => None,
-        (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
-    }
+    (v4.is_some() || v6.is_some()).then_some(counts)
 }
 
 /// One `GetExtendedTcpTable` snapshot: a count (u32) followed by rows, in a u64-aligned buffer.
