@@ -153,43 +153,41 @@ pub fn registry_stop_fleet(
     let registry = registry(dir);
     let grace = qvac_managed_core::options::millis_saturating(grace_ms);
     crate::guard::spawn(env, async move {
-        let registry = match registry {
-            Ok(registry) => registry,
-            Err(e) => return Ok(Err::<NativeStopResult, NativeError>(e.into()).into()),
+        let outcome = match registry {
+            Ok(registry) => registry.stop_fleet(&fleet_key, grace).await,
+            Err(e) => Err(e),
         };
-        let outcome = match registry.stop_fleet(&fleet_key, grace).await {
-            Ok(outcome) => outcome,
-            Err(e) => return Ok(Err::<NativeStopResult, NativeError>(e.into()).into()),
-        };
-        let result = match outcome {
-            StopOutcome::NotRunning => Ok(NativeStopResult {
-                stopped: false,
-                serve_pid: None,
-                runner_pid: None,
-                forced: false,
-            }),
-            StopOutcome::Stopped {
-                serve_pid,
-                runner_pid,
-                forced,
-                ..
-            } => Ok(NativeStopResult {
-                stopped: true,
-                serve_pid: Some(serve_pid),
-                runner_pid: Some(runner_pid),
-                forced,
-            }),
-            StopOutcome::NotProven { runner_pid } => Err(NativeError {
-                code: "SERVE_STOP_FAILED".into(),
-                message: format!("fleet {fleet_key}: pid {runner_pid} cannot be proven to be its runner (the record has no start time and its command line does not name the fleet); nothing was signalled. Stop it yourself if it is."),
-                ..Default::default()
-            }),
-            StopOutcome::StillRunning { serve_pid, runner_pid } => Err(NativeError {
-                code: "SERVE_STOP_FAILED".into(),
-                message: format!("fleet {fleet_key}: serve {serve_pid} or runner {runner_pid} is still running after the grace and a kill; see `qvac-managed logs {fleet_key}`"),
-                ..Default::default()
-            }),
-        };
+        let result = outcome
+            .map_err(NativeError::from)
+            .and_then(|outcome| match outcome {
+                StopOutcome::NotRunning => Ok(NativeStopResult {
+                    stopped: false,
+                    serve_pid: None,
+                    runner_pid: None,
+                    forced: false,
+                }),
+                StopOutcome::Stopped {
+                    serve_pid,
+                    runner_pid,
+                    forced,
+                    ..
+                } => Ok(NativeStopResult {
+                    stopped: true,
+                    serve_pid: Some(serve_pid),
+                    runner_pid: Some(runner_pid),
+                    forced,
+                }),
+                StopOutcome::NotProven { .. } | StopOutcome::StillRunning { .. } => {
+                    Err(NativeError {
+                        code: "SERVE_STOP_FAILED".into(),
+                        message: format!(
+                            "fleet {fleet_key}: {}",
+                            outcome.failure(&fleet_key).unwrap_or_default()
+                        ),
+                        ..Default::default()
+                    })
+                }
+            });
         Ok(result.into())
     })
 }

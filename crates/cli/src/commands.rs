@@ -231,7 +231,8 @@ pub fn stop(registry: &Registry, fleet: Option<&str>, all: bool) -> CommandResul
             serve.fleet_key, serve.runner_pid, serve.serve_pid
         );
         std::io::stdout().flush()?;
-        match runtime.block_on(registry.stop_fleet(&serve.fleet_key, STOP_GRACE))? {
+        let outcome = runtime.block_on(registry.stop_fleet(&serve.fleet_key, STOP_GRACE))?;
+        match outcome {
             StopOutcome::NotRunning => println!("already gone"),
             StopOutcome::Stopped { forced, took, .. } => println!(
                 "stopped in {} ms{}",
@@ -242,17 +243,9 @@ pub fn stop(registry: &Registry, fleet: Option<&str>, all: bool) -> CommandResul
                     ""
                 }
             ),
-            StopOutcome::NotProven { runner_pid } => {
-                println!(
-                    "not stopped: pid {runner_pid} cannot be proven to be this fleet's runner (the record has no start time and its command line does not name the fleet); stop it yourself if it is"
-                );
-                failed = true;
-            }
-            StopOutcome::StillRunning { .. } => {
-                println!(
-                    "still running after the grace and a kill; check `qvac-managed logs {}`",
-                    serve.fleet_key
-                );
+            StopOutcome::NotProven { .. } | StopOutcome::StillRunning { .. } => {
+                let reason = outcome.failure(&serve.fleet_key).unwrap_or_default();
+                println!("not stopped: {reason}");
                 failed = true;
             }
         }

@@ -29,6 +29,25 @@ pub enum StopOutcome {
     StillRunning { serve_pid: i32, runner_pid: i32 },
 }
 
+impl StopOutcome {
+    /// Why stopping fleet `key` failed, in words for the user (the CLI's line, `stopServe`'s
+    /// SERVE_STOP_FAILED message); `None` when it did not fail.
+    pub fn failure(&self, key: &str) -> Option<String> {
+        match self {
+            StopOutcome::NotRunning | StopOutcome::Stopped { .. } => None,
+            StopOutcome::NotProven { runner_pid } => Some(format!(
+                "pid {runner_pid} cannot be proven to be this fleet's runner (the record has no start time and its command line does not name the fleet); nothing was signalled; stop it yourself if it is"
+            )),
+            StopOutcome::StillRunning {
+                serve_pid,
+                runner_pid,
+            } => Some(format!(
+                "serve {serve_pid} or runner {runner_pid} is still running after the grace and a kill; see `qvac-managed logs {key}`"
+            )),
+        }
+    }
+}
+
 /// How often the stop looks at the processes.
 const POLL: Duration = Duration::from_millis(20);
 /// How long a runner gets to finish after its serve is gone.
