@@ -26,7 +26,10 @@ export declare class NativeCancelToken {
 }
 
 export declare class NativeSupervised {
-  /** Spawns; throws if the command cannot be started (call `checkSupervisedOptions` first). */
+  /**
+   * Spawns; throws if the command cannot be executed (not found, not executable, bad `cwd`):
+   * such a command never yields an exit report (call `checkSupervisedOptions` first).
+   */
   static spawn(options: SupervisedOptions): NativeSupervised
   get pid(): number
   /** Resolves `null` once the child is ready, or how it ended if it never became ready. */
@@ -208,7 +211,14 @@ export interface NativeError {
 }
 
 export interface NativeExitReport {
-  /** 'stopped' | 'crashed' | 'failed-to-start' | 'start-timeout' */
+  /**
+   * 'stopped' | 'crashed' | 'failed-to-start' | 'start-timeout', by intent, never by timing:
+   * 'stopped' when we asked it to stop; 'start-timeout' when readiness did not pass within
+   * `startTimeoutMs` and we killed it; otherwise 'crashed' if its readiness had passed (with
+   * no `readyUrl`/`readyLine`, that is as soon as `spawn` returned: `sh -c 'exit 5'` is always
+   * 'crashed') and 'failed-to-start' if the ready line or HTTP 2xx it was given never came. A
+   * command that cannot be executed at all makes `spawn` throw instead.
+   */
   kind: string
   code?: number
   /** Signal name, e.g. 'SIGKILL'. */

@@ -15,6 +15,9 @@ import { event, fixtures, privateTmp, running, spawnFixture, tempDir, waitFor, w
 
 const fakeServe = join(fixtures, 'fake-serve.mjs');
 const MODEL = 'QWEN3_600M_INST_Q4';
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/** The pid on line 1 of a lock file, or null when there is none. */
+const lockHolder = (path) => (existsSync(path) ? Number(readFileSync(path, 'utf8').split('\n')[0]) : null);
 
 function setup(t, env = {}) {
   const home = tempDir(t);
@@ -115,6 +118,31 @@ describe('idle counts live connections', () => {
     await waitFor(() => !running(pid), 10_000, 'reaped after the connection closed');
   });
 
+  test('a reap called off at the idle deadline leaves the runner holding its spawn lock', async (t) => {
+    const { registryDir, options: base } = setup(t);
+    const options = { ...base, serveIdleTimeout: 1_000 };
+    const serve = await ensureServe(options, { registryDir });
+    const lockPath = join(registryDir, `${serve.fleetKey}.lock`);
+    assert.equal(lockHolder(lockPath), serve.runnerPid, 'the runner holds the lock while its serve lives');
+    serve.release();
+    // After the runner counted no connection (it counts when the last consumer goes), a client
+    // connects: nothing looks again before the idle deadline, where the reap is called off.
+    await sleep(300);
+    const socket = connect(serve.port, '127.0.0.1');
+    t.after(() => socket.destroy());
+    await new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    await sleep(1_500);
+    assert.ok(running(serve.pid), 'kept for the connection');
+    assert.equal(lockHolder(lockPath), serve.runnerPid, 'the lock is still there, naming the live runner');
+    // A second start is refused the lock (no double start beside the live runner).
+    const attached = await ensureServe(options, { registryDir });
+    assert.equal(attached.pid, serve.pid, 'the live serve, not a second one');
+    attached.release();
+    socket.destroy();
+    await waitFor(() => !running(serve.pid) && !running(serve.runnerPid), 10_000, 'reaped once the connection closed');
+    assert.equal(existsSync(lockPath), false, 'released when the runner ended');
+  });
+
   test('serveIdleCountsConnections: false reaps on consumers alone (upstream rule)', async (t) => {
     const { options } = setup(t);
     const qvac = await createQvac({ ...options, serveIdleCountsConnections: false });
@@ -201,6 +229,43 @@ describe('crash-loop cap', () => {
     assert.ok(again.pid > 0);
     again.release();
   });
+  test('reuse: false — every start draws a new key, and the crashes still count toward serveMaxRestarts', async (t) => {
+    const { registryDir, options } = setup(t, { FAKE_SERVE_CRASH_AFTER_MS: '150' });
+    const priv = { ...options, reuse: false, serveMaxRestarts: 1 };
+    const keys = new Set();
+    for (let i = 0; i < 2; i++) {
+      const serve = await ensureServe(priv, { registryDir });
+      keys.add(serve.fleetKey);
+      await waitFor(() => !running(serve.pid) && !running(serve.runnerPid), 10_000, 'crashed and its runner ended');
+      serve.release();
+    }
+    assert.equal(keys.size, 2, 'two private keys');
+    const error = await ensureServe(priv, { registryDir }).then(() => null, (e) => e);
+    assert.equal(error?.code, 'SERVE_CRASH_LOOP', String(error));
+    assert.equal(error.restarts, 2);
+    assert.match(error.outputTail, /crashing/);
+    // The ledger is the shared key's, so a private provider's respawns meet the same cap.
+    assert.ok(existsSync(join(registryDir, `${computeFleetKey(options)}.exits`)));
+  });
+
+  test("a private provider's respawns count: the request after the cap fails with SERVE_CRASH_LOOP", async (t) => {
+    setup(t, { FAKE_SERVE_CRASH_AFTER_MS: '300' });
+    const qvac = await createQvac({ mode: 'managed', models: [MODEL], serveBinPath: fakeServe, reuse: false, serveMaxRestarts: 1 });
+    t.after(() => qvac.close());
+    const crashed = async () => {
+      const pid = qvac.pid;
+      await waitFor(() => !running(pid), 10_000, 'the serve crashed');
+      await sleep(300);
+    };
+    await crashed();
+    const { text } = await generateText({ model: qvac(MODEL), prompt: 'respawned once', maxRetries: 0 });
+    assert.equal(text, 'echo: respawned once');
+    await crashed();
+    const error = await generateText({ model: qvac(MODEL), prompt: 'again', maxRetries: 0 }).then(() => null, (e) => e);
+    assert.ok(error, 'refused');
+    const cause = error.code ? error : (error.cause ?? error.lastError ?? error);
+    assert.equal(cause.code, 'SERVE_CRASH_LOOP', String(error));
+  });
 });
 
 describe('stopping a shared serve from code', () => {
@@ -233,6 +298,42 @@ describe('stopping a shared serve from code', () => {
     assert.equal((await qvac.stopServe()).stopped, true);
     assert.equal(running(second), false);
     await other.finish();
+  });
+  test('stops the start another process is making; every waiter gets SERVE_STOPPED; nothing runs after', async (t) => {
+    const { registryDir, options, readEvents } = setup(t, { FAKE_SERVE_START_DELAY_MS: '4000' });
+    const env = { ...process.env, CONSUMER_OPTIONS: JSON.stringify(options) };
+    const starter = spawnFixture(t, 'consumer.mjs', [registryDir, '1'], { env });
+    const key = computeFleetKey(options);
+    await waitFor(() => readEvents().some((e) => e.event === 'started'), 20_000, 'the serve is starting');
+    const waiting = ensureServe(options, { registryDir }).then(() => null, (e) => e);
+    await sleep(100);
+    const servePid = readEvents().find((e) => e.event === 'started').pid;
+    const runnerPid = lockHolder(join(registryDir, `${key}.lock`));
+    const result = await stopServe(options, { registryDir, graceMs: 1_000 });
+    assert.deepEqual(result, { stopped: true, pid: null, runnerPid, forced: false });
+    assert.equal(running(servePid), false, 'the starting serve is gone');
+    assert.equal(running(runnerPid), false, 'its runner is gone');
+    const waiter = await waiting;
+    assert.equal(waiter?.code, 'SERVE_STOPPED', String(waiter));
+    assert.match(waiter.message, /stopped while it was starting/);
+    const started = await starter.next(event('attached'), 20_000);
+    assert.equal(started.errors.length, 1);
+    assert.match(started.errors[0], /^SERVE_STOPPED: /);
+    assert.equal(readEvents().filter((e) => e.event === 'started').length, 1, 'nobody started it again');
+    await sleep(500);
+    assert.equal(readEvents().filter((e) => e.event === 'listening').length, 0, 'nothing listened');
+  });
+
+  test('a stop right after a start began (its runner not launched yet) stops it too', async (t) => {
+    const { registryDir, options, readEvents } = setup(t, { FAKE_SERVE_START_DELAY_MS: '3000' });
+    const starting = ensureServe(options, { registryDir }).then(() => null, (e) => e);
+    const key = computeFleetKey(options);
+    await waitFor(() => existsSync(join(registryDir, `${key}.lock`)), 10_000, 'the start took the lock');
+    const result = await stopServe(options, { registryDir, graceMs: 1_000 });
+    assert.equal(result.stopped, true, JSON.stringify(result));
+    const error = await starting;
+    assert.equal(error?.code, 'SERVE_STOPPED', String(error));
+    for (const e of readEvents()) assert.equal(running(e.pid), false, `serve ${e.pid} gone`);
   });
 });
 

@@ -31,7 +31,7 @@ const freePort = () =>
  * A serve left behind by a runner that died: started detached (its own session and group), with a
  * record naming it and a dead runner pid, its config in a runner-style temp directory.
  */
-async function orphan(t, registry, fleetKey, { keyless = false, leader = true, hang = false, recordKey, recordConfigPath } = {}) {
+async function orphan(t, registry, fleetKey, { keyless = false, leader = true, hang = false, recordKey, recordConfigPath, runnerPid } = {}) {
   const port = await freePort();
   const configDir = mkdtempSync(join(tmpdir(), 'qvac-managed-'));
   const configPath = join(configDir, 'qvac.config.json');
@@ -54,7 +54,7 @@ async function orphan(t, registry, fleetKey, { keyless = false, leader = true, h
   const record = {
     fleetKey,
     servePid: pid,
-    runnerPid: await deadPid(),
+    runnerPid: runnerPid ?? (await deadPid()),
     port,
     host: '127.0.0.1',
     baseURL: `http://127.0.0.1:${port}/v1`,
@@ -133,6 +133,19 @@ describe('orphaned serves', () => {
     assert.equal(report.stoppedOrphans.length, 1);
     await waitFor(() => !running(o.pid), 10_000, 'keyless orphan stopped');
     assert.equal(existsSync(join(registry.dir, 'aaaaaaaaaaaaaaa2.json')), false);
+  });
+
+  test('a keyless record whose runner pid is alive but not provably its runner: its serve is never signalled, the record is moved aside', async (t) => {
+    // Upstream's scenario "keyless record, runner alive": the runner may be live (it cannot be
+    // proven either way), so its serve may be in use.
+    const registry = new ManagedRegistry(join(tempDir(t), 'reg'));
+    const runner = spawn('sleep', ['60'], { stdio: 'ignore' });
+    t.after(() => runner.kill('SIGKILL'));
+    const o = await orphan(t, registry, 'aaaaaaaaaaaaaac1', { keyless: true, runnerPid: runner.pid });
+    const report = await registry.sweep();
+    assert.deepEqual(report.stoppedOrphans, []);
+    assertMovedAside(registry, 'aaaaaaaaaaaaaac1', o.pid, report);
+    assert.ok(running(runner.pid), 'the runner pid is never signalled either');
   });
 
   test('a live process that does not answer as ours is never signalled; its record is moved aside', async (t) => {

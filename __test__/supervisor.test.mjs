@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 
 import { spawnSupervised, SupervisedStartError } from '../dist/index.js';
-import { event, spawnFixture, waitFor, running } from './helpers.mjs';
+import { event, spawnFixture, tempDir, waitFor, running } from './helpers.mjs';
 
 const alive = running;
 const sh = (script, extra = {}) => spawnSupervised({ command: '/bin/sh', args: ['-c', script], graceMs: 300, ...extra });
@@ -67,6 +69,52 @@ describe('spawnSupervised', () => {
     await crashing.ready;
     const exit = await crashing.exited;
     assert.deepEqual([exit.kind, exit.code], ['crashed', 9]);
+  });
+
+  // The exit kind is decided by what the child did, never by which thread ran first (it used to
+  // be failed-to-start in about 1 run in 30 in a row, 1 in 5 with 50 at once). 50 in a row, then
+  // 50 at once.
+  const kindsOf = async (options) => {
+    const one = async () => {
+      const child = spawnSupervised({ graceMs: 300, ...options });
+      const ready = await child.ready.then(() => 'ready', (e) => e.code);
+      const exit = await child.exited;
+      return `${ready} ${exit.kind} ${exit.code}`;
+    };
+    const inARow = [];
+    for (let i = 0; i < 50; i++) inARow.push(await one());
+    const atOnce = await Promise.all(Array.from({ length: 50 }, one));
+    return { inARow, atOnce };
+  };
+  const fifty = (outcome) => ({ inARow: Array(50).fill(outcome), atOnce: Array(50).fill(outcome) });
+
+  test("sh -c 'exit 5', 50 times in a row and 50 at once: ready, then crashed with code 5, every time", async () => {
+    assert.deepEqual(await kindsOf({ command: '/bin/sh', args: ['-c', 'exit 5'] }), fifty('ready crashed 5'));
+  });
+
+  test('an exit right after the ready line is crashed every time; without the line, failed-to-start every time', async () => {
+    const readiness = { outputLine: 'READY' };
+    assert.deepEqual(await kindsOf({ command: '/bin/sh', args: ['-c', 'echo READY; exit 5'], readiness }), fifty('ready crashed 5'));
+    assert.deepEqual(
+      await kindsOf({ command: '/bin/sh', args: ['-c', 'echo booting; exit 5'], readiness }),
+      fifty('EXITED_BEFORE_READY failed-to-start 5')
+    );
+  });
+
+  test('a command that cannot be executed throws SPAWN_FAILED: no child, no exit kind', (t) => {
+    const dir = tempDir(t);
+    const notExecutable = join(dir, 'serve');
+    writeFileSync(notExecutable, '#!/bin/sh\nexit 0\n', { mode: 0o644 });
+    for (const command of [join(dir, 'missing'), notExecutable]) {
+      assert.throws(
+        () => spawnSupervised({ command }),
+        (e) => e.code === 'SPAWN_FAILED' && e.message.includes(command),
+        command
+      );
+    }
+    assert.throws(() => spawnSupervised({ command: '/bin/sh', args: ['-c', 'exit 0'], cwd: join(dir, 'no-such-dir') }), {
+      code: 'SPAWN_FAILED'
+    });
   });
 
   test('start timeout: reported and the child killed', async () => {

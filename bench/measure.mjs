@@ -15,6 +15,8 @@ import lockfile from 'proper-lockfile';
 import * as ours from 'qvac-managed';
 import * as theirs from '@qvac/ai-sdk-provider';
 
+import { runnerCpuWithOpenConnection } from './runner-cpu.mjs';
+
 const project = fileURLToPath(new URL('..', import.meta.url));
 const fixtures = join(project, 'fixtures');
 const resultsDir = process.env.BENCH_RESULTS ?? join(project, 'results');
@@ -187,6 +189,22 @@ for (const [impl, createQvac] of Object.entries(impls)) {
   record('start timeout reported, minus timeout (ms)', impl, timeouts, { codes: [...codes] });
 }
 record('fake serve boot (ms)', 'serve', boots);
+
+// The runner's CPU while a client holds a connection to the serve and no consumer is attached:
+// ours counts the serve's connections then (serveIdleCountsConnections), every recount interval
+// for as long as the connection lives. Upstream's runner counts none (it reaps regardless), so
+// the row is ours only. CPU time is read in clock ticks (10 ms each here).
+{
+  const r = await runnerCpuWithOpenConnection({
+    createQvac: ours.createQvac,
+    ManagedRegistry: ours.ManagedRegistry,
+    registryDir: join(process.env.HOME, '.qvac', 'managed-serves'),
+    options: options({ serveIdleTimeout: 2000 }),
+    seconds: 10
+  });
+  if (!r.kept) process.stderr.write('  runner CPU: the open connection did not keep the serve, so nothing was counted\n');
+  record('runner CPU per 10 s, a client connection open, no consumer (ms)', 'ours', [r.cpuMs], { kept: r.kept });
+}
 
 // Attach as an app does at start-up: a fresh process imports the package and calls createQvac on
 // a warm serve (one at a time, then 30 at once).

@@ -16,7 +16,7 @@ try {
   const specs = [...tarballs.all, '@qvac/ai-sdk-provider@0.7.0', 'ai@7', '@ai-sdk/openai-compatible@3', 'proper-lockfile@4'];
   if (!installProject(project, specs)) throw new Error('bench: installing the packages failed');
   mkdirSync(join(project, 'bench'));
-  for (const file of ['measure.mjs', 'consumer.mjs', 'attach.mjs']) cpSync(join(root, 'bench', file), join(project, 'bench', file));
+  for (const file of ['measure.mjs', 'runner-cpu.mjs', 'consumer.mjs', 'attach.mjs']) cpSync(join(root, 'bench', file), join(project, 'bench', file));
   mkdirSync(join(project, 'fixtures'));
   for (const file of ['fake-serve.mjs', 'ipc-parent.mjs', 'worker.mjs']) cpSync(join(root, '__test__', 'fixtures', file), join(project, 'fixtures', file));
   const env = { ...userEnv(), BENCH_RESULTS: join(root, 'bench', 'results') };

@@ -23,10 +23,12 @@
 // - binfmt_misc hands every aarch64 ELF to qemu-aarch64-static (a kernel setting, made by the setup
 //   script); QEMU_LD_PREFIX=/usr/aarch64-linux-gnu is in every process's environment, because the
 //   aarch64 loader and libc live there (on arm64 they are in /lib).
-// - /proc/self/stat: qemu answers it (and /proc/<own pid>/stat) itself, wrongly; a preloaded shim
-//   reads the kernel's file for the same process instead.
 // - posix_spawn cannot report exec errors under qemu (it emulates vfork with fork); a preloaded shim
-//   makes Rust's std take its fork+exec path, which reports them through its own pipe.
+//   makes Rust's std take its fork+exec path, which reports them through its own pipe. The only shim.
+// What qemu gets wrong that the product copes with itself (no shim; the probe shows it on every run):
+// - /proc/self/stat and /proc/<own pid>/stat: qemu answers them itself, wrongly; the product reads
+//   its own identity from /proc/<pid>/task/<pid>/stat, which qemu passes to the kernel
+//   (crates/core/src/platform/linux.rs; crates/core/tests/identity_across_processes.rs proves it).
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, closeSync, copyFileSync, cpSync, existsSync, linkSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -204,7 +206,8 @@ function elfMachine(file) {
 //   open_self_stat): state "0", process group 0, and as start time the calling *thread's* creation
 //   (a forked child: its parent's start), where the kernel gives every thread the process's start.
 //   The code proves identities by that start time (PidLock's start=, a record's runner, consumer
-//   markers): from a worker thread or a forked runner every self-check would read "another process".
+//   markers), so it never reads its own through those paths: it reads /proc/<pid>/task/<pid>/stat,
+//   which qemu passes to the kernel. The probe still reports the difference (no shim covers it).
 // - prctl(PR_SET_CHILD_SUBREAPER) fails with EINVAL.
 // - posix_spawn of a missing program returns 0 and the child exits 127: qemu runs clone(CLONE_VFORK)
 //   as a fork, so glibc's child cannot hand the exec error back (rust-lang/rust#90825).
@@ -260,85 +263,8 @@ int main(void) {
 }
 `;
 
-// Preloaded into aarch64 processes when the probe shows qemu answering /proc/self/stat: opens the
-// kernel's own file for the same process, /proc/<pid>/task/<pid>/stat (the main thread: the same
-// state, ppid, process group and start time), which qemu does not intercept. Only those two paths
-// change.
-const SELF_STAT_SHIM_C = `// scripts/test-arm64.mjs: opens the kernel's /proc/<pid>/task/<pid>/stat where qemu-user
-// would answer /proc/self/stat or /proc/<own pid>/stat with its own imitation.
-#define _GNU_SOURCE
-#include <dlfcn.h>
-#include <fcntl.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <string.h>
-#include <sys/types.h>
-#include <unistd.h>
-
-static const char *kernel_path(const char *path, char *buf, size_t size) {
-  if (path == NULL || strncmp(path, "/proc/", 6) != 0) return path;
-  char own[32];
-  int pid = (int)getpid();
-  snprintf(own, sizeof own, "%d/stat", pid);
-  if (strcmp(path + 6, "self/stat") != 0 && strcmp(path + 6, own) != 0) return path;
-  snprintf(buf, size, "/proc/%d/task/%d/stat", pid, pid);
-  return buf;
-}
-
-static mode_t mode_arg(int flags, va_list ap) {
-  return ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) ? va_arg(ap, mode_t) : 0;
-}
-
-typedef int (*open_fn)(const char *, int, ...);
-typedef int (*openat_fn)(int, const char *, int, ...);
-typedef int (*open2_fn)(const char *, int);
-typedef FILE *(*fopen_fn)(const char *, const char *);
-#define REAL(name, type) \\
-  static type real; \\
-  if (!real) real = (type)dlsym(RTLD_NEXT, #name)
-#define OPEN(name) \\
-  int name(const char *path, int flags, ...) { \\
-    REAL(name, open_fn); \\
-    va_list ap; \\
-    va_start(ap, flags); \\
-    mode_t mode = mode_arg(flags, ap); \\
-    va_end(ap); \\
-    char buf[64]; \\
-    return real(kernel_path(path, buf, sizeof buf), flags, mode); \\
-  }
-#define OPENAT(name) \\
-  int name(int dirfd, const char *path, int flags, ...) { \\
-    REAL(name, openat_fn); \\
-    va_list ap; \\
-    va_start(ap, flags); \\
-    mode_t mode = mode_arg(flags, ap); \\
-    va_end(ap); \\
-    char buf[64]; \\
-    return real(dirfd, kernel_path(path, buf, sizeof buf), flags, mode); \\
-  }
-#define OPEN2(name) \\
-  int name(const char *path, int flags) { \\
-    REAL(name, open2_fn); \\
-    char buf[64]; \\
-    return real(kernel_path(path, buf, sizeof buf), flags); \\
-  }
-#define FOPEN(name) \\
-  FILE *name(const char *path, const char *mode) { \\
-    REAL(name, fopen_fn); \\
-    char buf[64]; \\
-    return real(kernel_path(path, buf, sizeof buf), mode); \\
-  }
-OPEN(open)
-OPEN(open64)
-OPENAT(openat)
-OPENAT(openat64)
-OPEN2(__open_2)
-OPEN2(__open64_2)
-FOPEN(fopen)
-FOPEN(fopen64)
-`;
-
-// Preloaded when the probe shows posix_spawn unable to report exec errors: Rust's std uses
+// The one shim left, because qemu cannot do it and the product should not work around it: preloaded
+// when the probe shows posix_spawn unable to report exec errors. Rust's std uses
 // posix_spawn only on glibc >= 2.24 (the first whose posix_spawn reports ENOENT), which it asks
 // gnu_get_libc_version(); answering 2.23 sends it down its fork+exec path, whose child writes the
 // exec error into a close-on-exec pipe, and that works under qemu. (Node's libuv never uses
@@ -350,7 +276,6 @@ const char *gnu_get_libc_version(void) { return "2.23"; }
 `;
 
 const SHIMS = {
-  selfStat: { file: 'libqvac-qemu-selfstat.so', source: SELF_STAT_SHIM_C, libs: ['-ldl'] },
   spawn: { file: 'libqvac-qemu-spawn.so', source: SPAWN_SHIM_C, libs: [] },
 };
 
@@ -410,9 +335,12 @@ function nodeMs(node, env, args, cwd) {
 function qemuQuirks(tc, aids, env) {
   const show = (f) => `state ${f.state}, pgrp ${f.pgrp}, start ${f.start}`;
   const bare = runProbe(aids, env);
-  log(`qemu probe: own /proc/self/stat from a thread: ${show(bare.own)}; the kernel's: ${show(bare.kernel)}`);
+  log(
+    `qemu probe: own /proc/self/stat from a thread: ${show(bare.own)}; the kernel's: ${show(bare.kernel)}` +
+      (bare.selfStatTrue ? '' : ' (qemu answers it itself; the product reads /proc/<pid>/task/<pid>/stat instead, so no shim)'),
+  );
   log(`qemu probe: prctl(PR_SET_CHILD_SUBREAPER): ${bare.subreaper}; posix_spawn of a missing program: ${bare.posixSpawnMissing}`);
-  const needed = [...(bare.selfStatTrue ? [] : ['selfStat']), ...(bare.spawnReports ? [] : ['spawn'])];
+  const needed = bare.spawnReports ? [] : ['spawn'];
   const workarounds = [
     `binfmt_misc entry for aarch64 ELF (${tc.binfmt}), made by scripts/setup-toolchains.mjs as root: aarch64 processes spawn aarch64 processes`,
     `QEMU_LD_PREFIX=${tc.spec.env.QEMU_LD_PREFIX} in every process's environment: the aarch64 loader and libc are not in /lib here`,
@@ -420,14 +348,7 @@ function qemuQuirks(tc, aids, env) {
   if (!needed.length) return { preload: '', probe: bare, workarounds };
   const preload = aids.preload(needed);
   const shimmed = runProbe(aids, { ...env, LD_PRELOAD: preload });
-  log(`qemu probe with LD_PRELOAD=${preload}: own /proc/self/stat: ${show(shimmed.own)}; the kernel's: ${show(shimmed.kernel)}; glibc reported to Rust's std: ${shimmed.glibc}`);
-  if (needed.includes('selfStat')) {
-    if (!shimmed.selfStatTrue) fail('the /proc/self/stat shim did not make the answer the kernel\'s (see above)');
-    workarounds.push(
-      `LD_PRELOAD ${SHIMS.selfStat.file}: an aarch64 process asking for its own /proc/self/stat or /proc/<own pid>/stat reads the kernel's ` +
-        `/proc/<pid>/task/<pid>/stat instead of qemu-user's imitation (from a thread, qemu said ${show(bare.own)}; the kernel: ${show(bare.kernel)})`,
-    );
-  }
+  log(`qemu probe with LD_PRELOAD=${preload}: glibc reported to Rust's std: ${shimmed.glibc}`);
   if (needed.includes('spawn')) {
     if (shimmed.glibc !== '2.23') fail(`the spawn shim is not in effect (gnu_get_libc_version() = ${shimmed.glibc})`);
     workarounds.push(

@@ -71,6 +71,10 @@ try {
   cpSync(join(root, '__test__', 'helpers.mjs'), join(tests, 'helpers.mjs'));
   for (const file of ['fake-serve.mjs', 'common.mjs']) cpSync(join(root, '__test__', 'fixtures', file), join(tests, 'fixtures', file));
 
+  // Under Wine only: undici's connect fails there (`connect UNKNOWN`: Wine 8.0 lacks the
+  // TCP_KEEPALIVE socket option libuv sets for undici's early setKeepAlive); the preload defers
+  // it to the connect, so the suite uses the global fetch as users do (see wine-keepalive.mjs).
+  if (!onWindows) nodeEnv.NODE_OPTIONS = `--import=file:///${nativePath(join(tests, 'wine-keepalive.mjs')).replaceAll('\\', '/')}`;
   const files = readdirSync(tests).filter((f) => f.endsWith('.test.mjs'));
   log(`node --test ${files.join(' ')}${onWindows ? '' : ' (node.exe under Wine)'}`);
   const ran = runNode(['--test', '--test-concurrency=1', ...files.map((f) => nativePath(join(tests, f)))], {

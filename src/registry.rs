@@ -177,6 +177,12 @@ pub fn registry_stop_fleet(
                     runner_pid: Some(runner_pid),
                     forced,
                 }),
+                StopOutcome::StoppedStarting { runner_pid, .. } => Ok(NativeStopResult {
+                    stopped: true,
+                    serve_pid: None,
+                    runner_pid: Some(runner_pid),
+                    forced: false,
+                }),
                 StopOutcome::NotProven { .. } | StopOutcome::StillRunning { .. } => {
                     Err(NativeError {
                         code: "SERVE_STOP_FAILED".into(),

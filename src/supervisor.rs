@@ -55,7 +55,12 @@ fn spec(o: &SupervisedOptions) -> std::result::Result<SupervisorSpec, NativeErro
 
 #[napi(object)]
 pub struct NativeExitReport {
-    /// 'stopped' | 'crashed' | 'failed-to-start' | 'start-timeout'
+    /// 'stopped' | 'crashed' | 'failed-to-start' | 'start-timeout', by intent, never by timing:
+    /// 'stopped' when we asked it to stop; 'start-timeout' when readiness did not pass within
+    /// `startTimeoutMs` and we killed it; otherwise 'crashed' if its readiness had passed (with
+    /// no `readyUrl`/`readyLine`, that is as soon as `spawn` returned: `sh -c 'exit 5'` is always
+    /// 'crashed') and 'failed-to-start' if the ready line or HTTP 2xx it was given never came. A
+    /// command that cannot be executed at all makes `spawn` throw instead.
     pub kind: String,
     pub code: Option<i32>,
     /// Signal name, e.g. 'SIGKILL'.
@@ -129,7 +134,8 @@ pub struct NativeSupervised {
 
 #[napi]
 impl NativeSupervised {
-    /// Spawns; throws if the command cannot be started (call `checkSupervisedOptions` first).
+    /// Spawns; throws if the command cannot be executed (not found, not executable, bad `cwd`):
+    /// such a command never yields an exit report (call `checkSupervisedOptions` first).
     #[napi(catch_unwind, factory)]
     pub fn spawn(env: Env, options: SupervisedOptions) -> Result<Self> {
         let spec = spec(&options).map_err(|e| Error::new(Status::InvalidArg, e.message))?;

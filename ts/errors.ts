@@ -231,6 +231,7 @@ export function fromNative(native: NativeError): Error {
       return new RegistryIoError(native);
     case 'SERVE_RECORD_UNTRUSTED':
     case 'SERVE_STOP_FAILED':
+    case 'SERVE_STOPPED':
       return new QvacManagedModeError(native.code, native.message);
     case 'ABORT_ERR':
       return abortError(native.message);

@@ -10,7 +10,10 @@ export interface SpawnSupervisedOptions {
   /** Added to (or overriding) the inherited environment. */
   env?: Record<string, string>;
   cwd?: string;
-  /** Default: ready once spawned. */
+  /**
+   * Default: ready once spawned, i.e. as soon as `spawnSupervised` returns (the command was
+   * executed), so any exit it was not asked for is `crashed`, however soon it comes.
+   */
   readiness?: { http: string; bearer?: string } | { outputLine: string };
   /** Default 180000. The child is killed when it passes. */
   startTimeoutMs?: number;
@@ -24,6 +27,19 @@ export interface SpawnSupervisedOptions {
 
 /** How a supervised child ended, by our intent rather than its exit code. */
 export interface SupervisedExit {
+  /**
+   * Decided by what the child did, never by timing:
+   * - `stopped`: we asked it to stop (`stop()`, or this process exiting), ready or not;
+   * - `start-timeout`: readiness did not pass within `startTimeoutMs`, so it was killed;
+   * - `crashed`: it exited on its own, with any code or signal, after its readiness passed —
+   *   with the default readiness that is any exit after spawning (`sh -c 'exit 5'` is always
+   *   `crashed`, code 5);
+   * - `failed-to-start`: it exited on its own before the `readiness.outputLine` appeared in its
+   *   output or a `readiness.http` probe got a 2xx (a probe in flight at the exit may finish).
+   *
+   * A command that cannot be executed at all (not found, not executable, bad `cwd`) never gets
+   * here: `spawnSupervised` throws SPAWN_FAILED.
+   */
   kind: 'stopped' | 'crashed' | 'failed-to-start' | 'start-timeout';
   code: number | null;
   signal: string | null;
@@ -70,7 +86,8 @@ function exitOf(report: native.NativeExitReport): SupervisedExit {
  * Spawns `command` in its own process group and supervises it: readiness (HTTP probe or an
  * output line), exit classified by intent, group stop with grace. Children still running when
  * this process exits are killed. Throws INVALID_OPTION for bad options and SPAWN_FAILED when
- * the command cannot be started.
+ * the command cannot be executed (then nothing runs and no exit is reported); how an exit is
+ * classified is on {@link SupervisedExit.kind}.
  */
 export function spawnSupervised(optionsIn: SpawnSupervisedOptions): SupervisedProcess {
   const options = optionsArg<SpawnSupervisedOptions>('options', optionsIn, false);

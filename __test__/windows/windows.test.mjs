@@ -6,14 +6,14 @@
 // Under Wine 8 two things differ from Windows, and the tests say where they lean on neither:
 // - GenerateConsoleCtrlEvent fails (ERROR_INVALID_HANDLE even with a console), so the graceful
 //   CTRL_BREAK step never reaches a process: every stop here ends with the kill after the grace.
-// - undici's fetch cannot connect (`connect UNKNOWN`) while node:http can: requests go through
-//   `httpFetch` below, given to createQvac as its `fetch` option.
+// - undici's fetch (the global fetch) cannot connect by itself (`connect UNKNOWN`, every request,
+//   the first included): it asks for TCP keep-alive before the connect, and Wine 8.0 lacks the
+//   TCP_KEEPALIVE socket option libuv then sets. The lane preloads wine-keepalive.mjs (Wine only),
+//   which defers that keep-alive to the connect, so these tests use the global fetch as users do.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import { dirname, join } from 'node:path';
-import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
@@ -23,21 +23,6 @@ import { event, fixtures, running, spawnFixture, tempDir, waitFor } from './help
 const project = join(dirname(fileURLToPath(import.meta.url)), '..');
 const platformPackage = join(project, 'node_modules', 'qvac-managed-win32-x64-msvc');
 const model = 'QWEN3_600M_INST_Q4';
-
-/** fetch over node:http (see the header: undici cannot connect under Wine). */
-function httpFetch(input, init = {}) {
-  const url = typeof input === 'string' ? input : input.url;
-  return new Promise((resolve, reject) => {
-    const request = http.request(url, { method: init.method ?? 'GET', headers: Object.fromEntries(new Headers(init.headers)), signal: init.signal }, (res) => {
-      const headers = new Headers();
-      for (const [name, value] of Object.entries(res.headers)) for (const v of [value].flat()) headers.append(name, v);
-      const empty = res.statusCode === 204 || res.statusCode === 304;
-      resolve(new Response(empty ? null : Readable.toWeb(res), { status: res.statusCode, headers }));
-    });
-    request.on('error', reject);
-    request.end(init.body ?? undefined);
-  });
-}
 
 /** `qvac-managed <args>` as the bin shim runs it (npm made Unix shims here: the install ran on Linux). */
 function cli(args) {
@@ -125,16 +110,25 @@ test('createQvac: the fake serve is found as node_modules/@qvac/cli and run by n
   const { createQvac } = await import('qvac-managed');
   const { generateText } = await import('ai');
   const registryDir = tempDir(t);
-  const qvac = await createQvac({ mode: 'managed', models: [model], registryDir, serveIdleTimeout: 200, fetch: httpFetch });
+  const qvac = await createQvac({ mode: 'managed', models: [model], registryDir, serveIdleTimeout: 200 });
   assert.match(qvac.baseURL, /^http:\/\/127\.0\.0\.1:\d+\/v1$/);
+  // The first direct request to baseURL with the global fetch (undici), right after createQvac.
+  const listed = await fetch(`${qvac.baseURL}/models`, { headers: { authorization: `Bearer ${qvac.apiKey}` } });
+  assert.equal(listed.status, 200);
+  assert.equal((await listed.json()).data.length, 1, 'the one model it serves');
   assert.ok(running(qvac.pid));
   const record = JSON.parse(readFileSync(join(registryDir, recordOf(registryDir)), 'utf8'));
   assert.equal(record.pid ?? record.servePid, qvac.pid);
   const { text } = await generateText({ model: qvac(model), prompt: 'hello from windows' });
   assert.equal(text, 'echo: hello from windows');
   const pid = qvac.pid;
+  const closed = Date.now();
   await qvac.close();
   await waitFor(() => !running(pid), 30_000, 'the serve reaped after close');
+  // The provider's own connection does not hold it (Connection: close): reaped on the idle
+  // clock, not after a pooled socket's keep-alive (5.3 s before); room for emulation.
+  const took = Date.now() - closed;
+  assert.ok(took < 200 + 2_500, `reaped ${took} ms after close (idle 200 ms)`);
   await waitFor(() => recordOf(registryDir) === undefined, 10_000, 'the record removed');
 });
 

@@ -69,9 +69,16 @@ export function retarget(input: string | URL | Request, baseURL: string): string
   return input;
 }
 
+/**
+ * The request's init with the serve's key, asking for `Connection: close`: the provider keeps no
+ * idle connection to its serve, so nothing of it holds the serve once `close()` has removed its
+ * marker (the runner counts live connections as clients). A loopback connect costs well under a
+ * millisecond; a request in flight at `close()` keeps its connection until it ends.
+ */
 function withAuthorization(input: string | URL | Request, init: RequestInit | undefined, apiKey: string): RequestInit {
   const headers = new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined));
   headers.set('authorization', `Bearer ${apiKey}`);
+  headers.set('connection', 'close');
   return { ...init, headers };
 }
 
@@ -129,9 +136,10 @@ export async function createManagedQvac(options: QvacManagedOptions, attach: Att
     let closed = false;
     // Later attaches are the provider's own: the caller's signal bounded only the first one.
     const later = { ...checked, signal: undefined };
-    const reresolve = singleFlight(async () => {
-      // Never the serve that just refused the connection: its runner notices and replaces it.
-      const next = await attachServe(later, { ...attach, avoidServePid: live.pid, signal: undefined }, events);
+    const reresolve = singleFlight(async (refused: ManagedServe) => {
+      // Never the serve that just refused the connection (its runner notices and replaces it),
+      // and only that one: `live` may already be a newer serve.
+      const next = await attachServe(later, { ...attach, avoidServePid: refused.pid, signal: undefined }, events);
       const previous = live;
       live = next;
       previous.release();
@@ -147,11 +155,13 @@ export async function createManagedQvac(options: QvacManagedOptions, attach: Att
 
     const baseFetch: typeof fetch = options.fetch ?? fetch;
     const managedFetch = (async (input: string | URL | Request, init?: RequestInit) => {
+      const target = live;
       try {
-        return await baseFetch(retarget(input, live.baseURL), withAuthorization(input, init, live.apiKey));
+        return await baseFetch(retarget(input, target.baseURL), withAuthorization(input, init, target.apiKey));
       } catch (error) {
         if (closed || !connectionRefused(error)) throw error;
-        const next = await reresolve();
+        // Another request already moved to a newer serve: replay there.
+        const next = live !== target ? live : await reresolve(target);
         if (closed) {
           // close() won while we re-attached: do not keep the new serve warm for nobody.
           next.release();

@@ -23,10 +23,13 @@ type CommandResult = Result<ExitCode, Box<dyn std::error::Error>>;
 pub fn ps(registry: &Registry, json: bool) -> CommandResult {
     let serves = registry.list_serves()?;
     // Counted now, in one read of the socket tables (the runner counts only while no consumer
-    // is left).
-    let ports: Vec<u16> = serves.iter().map(|s| s.port).collect();
-    let counts = (!ports.is_empty())
-        .then(|| platform::tcp_connections_to_each(&ports, &[]))
+    // is left), each at its serve's own address and port.
+    let endpoints: Vec<std::net::SocketAddr> = serves
+        .iter()
+        .map(|s| std::net::SocketAddr::new(platform::bound_address(&s.host), s.port))
+        .collect();
+    let counts = (!endpoints.is_empty())
+        .then(|| platform::tcp_connections_to_each(&endpoints, &[]))
         .flatten();
     let connections: Vec<Option<u32>> = (0..serves.len())
         .map(|i| counts.as_ref().map(|c| c[i]))
@@ -234,6 +237,9 @@ pub fn stop(registry: &Registry, fleet: Option<&str>, all: bool) -> CommandResul
         let outcome = runtime.block_on(registry.stop_fleet(&serve.fleet_key, STOP_GRACE))?;
         match outcome {
             StopOutcome::NotRunning => println!("already gone"),
+            StopOutcome::StoppedStarting { took, .. } => {
+                println!("stopped its start in {} ms", took.as_millis())
+            }
             StopOutcome::Stopped { forced, took, .. } => println!(
                 "stopped in {} ms{}",
                 took.as_millis(),

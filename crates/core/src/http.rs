@@ -43,6 +43,17 @@ fn origin(uri: &Uri, default_port: u16) -> Option<(String, u16)> {
     (!host.is_empty()).then(|| (host.to_owned(), port))
 }
 
+/// Does something accept TCP connections on `host:port` right now? `None` when the connect
+/// itself did not finish within 500 ms (a timeout proves nothing either way).
+pub async fn accepts_connections(host: &str, port: u16) -> Option<bool> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match tokio::time::timeout(Duration::from_millis(500), TcpStream::connect((bare, port))).await {
+        Ok(Ok(_)) => Some(true),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Some(false),
+        _ => None,
+    }
+}
+
 /// Why a probe did not get a response.
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {

@@ -25,11 +25,11 @@ use std::time::{Duration, Instant};
 
 use qvac_managed_core::consumer_watch::ConsumerWatch;
 use qvac_managed_core::dir_watch::DirWatch;
-use qvac_managed_core::http::{probe_observed, ProbeError};
+use qvac_managed_core::http::{accepts_connections, probe_observed, ProbeError};
 use qvac_managed_core::launch::RunnerParams;
 use qvac_managed_core::options::millis_saturating;
 use qvac_managed_core::pid_lock::{PidLock, PidLockError};
-use qvac_managed_core::platform::tcp_connections_to;
+use qvac_managed_core::platform::{bound_address, serve_connections};
 use qvac_managed_core::process::stop_adopted_children;
 use qvac_managed_core::process::ProcessIdentity;
 use qvac_managed_core::registry::{
@@ -70,7 +70,9 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
     // us while it still names that consumer, dead or alive. If it names anyone else, the
     // consumer died and another took the lock to start the fleet afresh: stand down at once.
     let lock_path = registry.lock_path(&key);
-    let handed_over = match params
+    // The runner's one handle on the spawn lock (when it has one): held for the serve's whole
+    // life, used by the reap, released once when the serve is gone.
+    let mut lock = match params
         .launcher
         .as_deref()
         .and_then(ProcessIdentity::parse_record)
@@ -97,12 +99,15 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
         started = start_serve(&params, Some(start_output.sink())) => started,
         _ = stop_requests.recv() => {
             start_output.finish();
+            // Dropping the start stopped the serve's tree. Every consumer waiting on this start
+            // gets the stop as its error (none starts it again), before the lock goes.
+            let failure = registry.stopped_while_starting(&key, std::process::id() as i32);
+            let _ = registry.write_start_failure(&key, &params.attempt_failure(failure));
+            drop(lock);
             return RunnerExit::Signalled;
         }
     };
     start_output.finish();
-    // An older consumer (no launcher in the params) hands the lock over itself.
-    let handed_over = handed_over.or_else(|| PidLock::adopt(&lock_path).ok().flatten());
     let StartedServe {
         serve,
         files,
@@ -113,7 +118,7 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
         Err(err) => {
             tracing::warn!(code = err.code(), %err, "serve failed to start");
             let _ = registry.write_start_failure(&key, &params.attempt_failure(err.failure()));
-            drop(handed_over);
+            drop(lock);
             return RunnerExit::StartFailed;
         }
     };
@@ -126,7 +131,7 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
                 "another runner already serves this fleet; stopping ours"
             );
             serve.stop(None).await;
-            drop(handed_over);
+            drop(lock);
             return RunnerExit::Duplicate;
         }
         // Another runner's record that is not trusted. It never blocks the fleet, and the only
@@ -140,7 +145,7 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
                         "a live runner owns this fleet's record; stopping ours"
                     );
                     serve.stop(None).await;
-                    drop(handed_over);
+                    drop(lock);
                     return RunnerExit::Duplicate;
                 }
                 Displaced::OtherMachine(machine) => {
@@ -149,7 +154,7 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
                     let failure =
                         params.attempt_failure(registry.shared_with_other_machine(&key, &machine));
                     let _ = registry.write_start_failure(&key, &failure);
-                    drop(handed_over);
+                    drop(lock);
                     return RunnerExit::StartFailed;
                 }
                 Displaced::MovedAside(to) => tracing::warn!(
@@ -259,7 +264,7 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
         tokio::select! {
             exited = serve.exited() => {
                 tracing::warn!(kind = exited.kind.as_str(), code = ?exited.code, signal = ?exited.signal, tail = %exited.output_tail, "serve exited on its own");
-                let _ = registry.remove_record(&key);
+                let _ = registry.remove_own_record(&record);
                 report = Some(exited);
                 // A serve that daemonized (new session, leader gone) still runs under us, the
                 // subreaper: it is stopped, not left listening with the key, untracked.
@@ -270,7 +275,7 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
                 break RunnerExit::ServeCrashed;
             }
             _ = health.tick() => {
-                let accepts = listening(&params.host, port).await;
+                let accepts = accepts_connections(&params.host, port).await;
                 match accepts {
                     Some(false) => refusals += 1,
                     Some(true) => refusals = 0,
@@ -317,7 +322,7 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
             _ = sleep_until_deadline(recount) => {}
             _ = sleep_until_deadline(idle_deadline) => {
                 let counts = params.idle_counts_connections.then_some(&watchdog);
-                if try_reap(&registry, &key, &record, port, counts).await {
+                if try_reap(&registry, &key, &record, port, counts, &mut lock).await {
                     break RunnerExit::Reaped;
                 }
                 empty_since = None;
@@ -333,7 +338,7 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
     let report = match report {
         Some(exited) => exited,
         None => {
-            let _ = registry.remove_record(&key);
+            let _ = registry.remove_own_record(&record);
             let stopped = serve.stop(None).await;
             tracing::info!(kind = stopped.kind.as_str(), "serve stopped");
             stopped
@@ -356,6 +361,7 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
             code: report.code,
             signal: report.signal_name().map(str::to_owned),
             output_tail: report.output_tail.clone(),
+            attempt: Some(params.attempt.clone()),
         };
         if let Err(err) = registry.record_exit(&key, &ended) {
             tracing::warn!(%err, "cannot record how the serve ended");
@@ -365,11 +371,9 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
     // Only an empty consumers dir goes: a marker may belong to a consumer about to respawn.
     let _ = fs::remove_dir(registry.consumers_dir(&key));
     drop(files);
-    // A spawn lock that names us (held through a reap, or handed over after the start was
-    // decided) goes last, once the serve is gone.
-    if let Ok(Some(lock)) = PidLock::adopt(&registry.lock_path(&key)) {
-        drop(lock);
-    }
+    // The spawn lock (held since the start, or taken by the reap) goes last, once the serve is
+    // gone: released once, by its one handle.
+    drop(lock);
     tracing::info!(?exit, "runner done");
     exit
 }
@@ -387,6 +391,9 @@ struct Watchdog {
     api_key: String,
     /// The local port of the last probe, left out of the connection count.
     probe_port: Rc<Cell<Option<u16>>>,
+    /// The serve whose connections are counted (our child), and the address it listens on.
+    serve_pid: i32,
+    serve_addr: std::net::IpAddr,
     /// Set when a probe got no answer within the hang timeout.
     timed_out: bool,
     last_answer: Instant,
@@ -401,6 +408,8 @@ impl Watchdog {
             url: format!("{}/models", record.base_url.trim_end_matches('/')),
             api_key: record.api_key.clone(),
             probe_port: Rc::new(Cell::new(None)),
+            serve_pid: record.serve_pid,
+            serve_addr: bound_address(&record.host),
             timed_out: false,
             // Healthy just now: the start's health check was answered.
             last_answer: Instant::now(),
@@ -413,10 +422,11 @@ impl Watchdog {
         }
     }
 
-    /// Established connections to `port` other than our probe's; `None` where not countable.
+    /// Established connections to the serve's address and `port` other than our probe's, by
+    /// the serve's own sockets where the OS allows; `None` where not countable.
     fn connections(&self, port: u16) -> Option<u32> {
         let own: Vec<u16> = self.probe_port.get().into_iter().collect();
-        tcp_connections_to(port, &own)
+        serve_connections(self.serve_pid, self.serve_addr, port, &own)
     }
 
     /// A probe bounded by the hang timeout, or none when the watchdog is off.
@@ -504,24 +514,8 @@ fn restore_record(registry: &Registry, record: &ServeRecord) {
     }
 }
 
-/// Does something accept connections on `host:port`? `None` when the check itself timed out
-/// (a timeout is not proof of anything).
-async fn listening(host: &str, port: u16) -> Option<bool> {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    match tokio::time::timeout(
-        Duration::from_millis(500),
-        tokio::net::TcpStream::connect((bare, port)),
-    )
-    .await
-    {
-        Ok(Ok(_)) => Some(true),
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Some(false),
-        _ => None,
-    }
-}
-
-/// After a panic unwound out of [`run_serve`]: the record (if it names this runner), the spawn
-/// lock (if it names this runner) and an empty consumers directory go.
+/// After a panic unwound out of [`run_serve`]: the record (if it names this runner) and an empty
+/// consumers directory go. The spawn lock's handle was released by the unwinding itself.
 pub fn clean_up_after_panic(registry: &Registry, key: &str) {
     let me = std::process::id() as i32;
     let ours = match registry.read_record(key) {
@@ -532,9 +526,6 @@ pub fn clean_up_after_panic(registry: &Registry, key: &str) {
     };
     if ours {
         let _ = registry.remove_record(key);
-    }
-    if let Ok(Some(lock)) = PidLock::adopt(&registry.lock_path(key)) {
-        drop(lock);
     }
     let _ = fs::remove_dir(registry.consumers_dir(key));
 }
@@ -547,15 +538,17 @@ async fn sleep_until_deadline(deadline: Option<Instant>) {
     }
 }
 
-/// Takes the spawn lock, removes the record, and re-checks the consumers (and, with `counts`,
-/// the connections to `port`). True = reap now (the lock file stays until the serve is gone);
-/// false = someone attached or connected, the record is back.
+/// Holds the spawn lock (`held`, the runner's one handle, or taken now), removes the record,
+/// and re-checks the consumers (and, with `counts`, the connections to `port`). True = reap now
+/// (the lock, in `held`, stays until the serve is gone); false = someone attached or connected,
+/// the record is back, and a lock taken here is released (one the runner held stays held).
 async fn try_reap(
     registry: &Registry,
     key: &str,
     record: &ServeRecord,
     port: u16,
     counts: Option<&Watchdog>,
+    held: &mut Option<PidLock>,
 ) -> bool {
     let policy = RetryPolicy {
         attempts: 100,
@@ -564,31 +557,28 @@ async fn try_reap(
         deadline: Some(Duration::from_secs(2)),
         jitter: 0.5,
     };
-    // The lock may already name us (handed over by the consumer that started us).
-    let adopted = PidLock::adopt(&registry.lock_path(key)).ok().flatten();
-    let lock = match adopted {
-        Some(lock) => Ok(lock),
-        None => registry.spawn_lock(key, &policy, &CancelToken::new()).await,
+    let taken = match held {
+        Some(_) => None,
+        None => match registry.spawn_lock(key, &policy, &CancelToken::new()).await {
+            Ok(lock) => Some(lock),
+            Err(RegistryError::Lock(err)) if err.is_missing_directory() => {
+                // The registry was removed under us: nobody can attach any more; stop.
+                tracing::warn!("the registry directory is gone; reaping");
+                return true;
+            }
+            Err(RegistryError::Lock(PidLockError::Held(_))) => {
+                tracing::info!("idle deadline reached but the spawn lock is busy; re-checking");
+                return false;
+            }
+            Err(err) => {
+                // Not a holder but a broken path (e.g. replaced by a directory): no consumer can
+                // take it either, so nobody can start a second serve; reap without it.
+                tracing::warn!(%err, "the spawn lock cannot be used; reaping without it");
+                None
+            }
+        },
     };
-    let lock = match lock {
-        Ok(lock) => Some(lock),
-        Err(RegistryError::Lock(err)) if err.is_missing_directory() => {
-            // The registry was removed under us: nobody can attach any more; stop.
-            tracing::warn!("the registry directory is gone; reaping");
-            return true;
-        }
-        Err(RegistryError::Lock(PidLockError::Held(_))) => {
-            tracing::info!("idle deadline reached but the spawn lock is busy; re-checking");
-            return false;
-        }
-        Err(err) => {
-            // Not a holder but a broken path (e.g. replaced by a directory): no consumer can take
-            // it either, so nobody can start a second serve; reap without it rather than retry.
-            tracing::warn!(%err, "the spawn lock cannot be used; reaping without it");
-            None
-        }
-    };
-    let _ = registry.remove_record(key);
+    let _ = registry.remove_own_record(record);
     if !registry
         .live_consumers(key, true)
         .unwrap_or_default()
@@ -607,10 +597,10 @@ async fn try_reap(
         return false;
     }
     tracing::info!("idle timeout passed with no consumers; reaping");
-    // Keep the lock file while the serve stops, so no consumer spawns a duplicate meanwhile;
-    // `run` removes it once the serve is gone.
-    if let Some(lock) = lock {
-        std::mem::forget(lock);
+    // Keep the lock while the serve stops, so no consumer spawns a duplicate meanwhile; `run`
+    // releases it once the serve is gone.
+    if taken.is_some() {
+        *held = taken;
     }
     true
 }

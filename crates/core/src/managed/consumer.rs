@@ -233,7 +233,7 @@ async fn attach_or_spawn(
                         )));
                     }
                 }
-                if let Some(record) = usable(state, avoid) {
+                if let Some(record) = usable(state, avoid).await {
                     return Ok(attachment(fleet_key, record, marker, false));
                 }
                 // Decided under the spawn lock, so every waiter of this start sees it too.
@@ -263,8 +263,13 @@ async fn attach_or_spawn(
         // Another process holds the spawn lock: a consumer starting the serve, or the runner that
         // owns it for its whole life. Wait for what we need, woken by it.
         match registry.read_record(fleet_key)? {
-            RecordState::Trusted(record) if Some(record.serve_pid) != avoid => {
-                return Ok(attachment(fleet_key, *record, marker, false));
+            // Its runner holds the lock for the serve's whole life: a usable record is never
+            // waited on (the serve to avoid counts only while it still refuses connections).
+            RecordState::Trusted(record) => {
+                if let Some(record) = usable(RecordState::Trusted(record), avoid).await {
+                    return Ok(attachment(fleet_key, record, marker, false));
+                }
+                untrusted_since = None;
             }
             RecordState::Corrupt(reason) | RecordState::Untrusted(_, reason) => {
                 // A live runner puts its true record back within milliseconds; one that does not
@@ -324,10 +329,16 @@ fn start_deadline(options: &ManagedOptions) -> Instant {
         .unwrap_or(now)
 }
 
-/// A trusted record that is not the one the caller just failed on.
-fn usable(state: RecordState, avoid: Option<i32>) -> Option<ServeRecord> {
+/// A trusted record, unless it is the serve the caller just failed to reach (`avoid`) and that
+/// serve still refuses connections. One that accepts again is usable: the refusal was passing,
+/// or the caller named a serve that was not the one its request went to.
+async fn usable(state: RecordState, avoid: Option<i32>) -> Option<ServeRecord> {
     match state {
         RecordState::Trusted(record) if Some(record.serve_pid) != avoid => Some(*record),
+        RecordState::Trusted(record) => {
+            let accepts = crate::http::accepts_connections(&record.host, record.port).await;
+            (accepts == Some(true)).then_some(*record)
+        }
         _ => None,
     }
 }
@@ -511,6 +522,16 @@ async fn spawn_and_wait(
             }
             if let Some(failure) = own_failure()? {
                 return Err(EnsureError::Start(Box::new(failure)));
+            }
+            // Its serve became healthy and exited before we could use it: the runner recorded
+            // how (exit status, output), as for any crash.
+            if let Some(exit) = registry
+                .read_exits(fleet_key)
+                .into_iter()
+                .rev()
+                .find(|e| e.attempt.as_deref() == Some(attempt.as_str()))
+            {
+                return Err(EnsureError::Start(Box::new(exit.as_start_failure())));
             }
             return Err(EnsureError::Runner {
                 path: launch.runner_path.clone(),

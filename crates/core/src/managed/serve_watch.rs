@@ -40,6 +40,7 @@ pub async fn serve_exited(
                 code: None,
                 signal: None,
                 output_tail: String::new(),
+                attempt: None,
             };
         }
         tokio::time::sleep(EXIT_RECORD_POLL).await;

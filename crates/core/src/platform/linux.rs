@@ -2,6 +2,7 @@
 //! `/proc/locks`.
 
 use std::fs::File;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::unix::fs::MetadataExt;
 use std::sync::OnceLock;
 
@@ -21,7 +22,15 @@ fn proc_stat(pid: i32) -> Option<ProcStat> {
     if pid <= 0 {
         return None;
     }
-    let stat = read_proc_file(&format!("/proc/{pid}/stat"))?;
+    // Our own through task/ (the main thread's file: the same state, parent, group and start):
+    // qemu-user answers `/proc/self/stat` and `/proc/<own pid>/stat` itself, with another start
+    // time (the calling thread's creation), so a process would misread its own identity.
+    let path = if pid == std::process::id() as i32 {
+        format!("/proc/{pid}/task/{pid}/stat")
+    } else {
+        format!("/proc/{pid}/stat")
+    };
+    let stat = read_proc_file(&path)?;
     // The command name (field 2) is parenthesised and may itself contain spaces or ')'.
     let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
     // Counting from field 3 (state): ppid is field 4, pgrp field 5, starttime field 22.
@@ -116,40 +125,254 @@ pub fn tcp_listener_pid(port: u16) -> Option<i32> {
         })
 }
 
-/// Established TCP connections accepted on each of `ports` (the server side, from any process
-/// and address), except those whose peer port is in `except_peers` (our own probe), from one
-/// read of `/proc/net/tcp{,6}`; `None` when neither table can be read. A read walks the kernel's
-/// whole TCP hash table (milliseconds of kernel time on a large machine, however few sockets
-/// there are), so callers count only when it matters.
-pub fn tcp_connections_to_each(ports: &[u16], except_peers: &[u16]) -> Option<Vec<u32>> {
-    let port_of = |addr: &str| {
-        addr.rsplit_once(':')
-            .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+/// One row of `/proc/net/tcp{,6}` as the counts need it.
+struct TcpRow {
+    local: SocketAddr,
+    peer_port: u16,
+    established: bool,
+}
+
+/// Parses a row: `sl local_address rem_address st ...`, addresses as hex `ADDR:PORT` where ADDR
+/// is the kernel's `__be32` words printed in host order (8 hex digits for IPv4, 32 for IPv6).
+fn parse_tcp_row(line: &str) -> Option<TcpRow> {
+    let mut fields = line.split_whitespace().skip(1);
+    let (local, peer, state) = (fields.next()?, fields.next()?, fields.next()?);
+    let hex_port = |addr: &str| {
+        let (ip, port) = addr.rsplit_once(':')?;
+        Some((ip.to_owned(), u16::from_str_radix(port, 16).ok()?))
     };
+    let (local_ip, local_port) = hex_port(local)?;
+    let (_, peer_port) = hex_port(peer)?;
+    let word = |hex: &str| u32::from_str_radix(hex, 16).ok().map(u32::to_ne_bytes);
+    let ip = match local_ip.len() {
+        8 => IpAddr::V4(Ipv4Addr::from(word(&local_ip)?)),
+        32 => {
+            let mut bytes = [0u8; 16];
+            for (i, chunk) in bytes.chunks_mut(4).enumerate() {
+                chunk.copy_from_slice(&word(local_ip.get(i * 8..i * 8 + 8)?)?);
+            }
+            IpAddr::V6(Ipv6Addr::from(bytes))
+        }
+        _ => return None,
+    };
+    Some(TcpRow {
+        local: SocketAddr::new(ip, local_port),
+        peer_port,
+        // 01 = TCP_ESTABLISHED
+        established: state == "01",
+    })
+}
+
+/// Established TCP connections accepted on each of `endpoints` (the server side, from any
+/// process; an endpoint's address as [`super::accepts_on`] matches it), except those whose peer
+/// port is in `except_peers` (our own probe), from one read of `/proc/net/tcp{,6}`; `None` when
+/// neither table can be read. A read walks the kernel's whole TCP hash table (milliseconds of
+/// kernel time on a large machine, however few sockets there are), so callers count only when
+/// it matters.
+pub fn tcp_connections_to_each(endpoints: &[SocketAddr], except_peers: &[u16]) -> Option<Vec<u32>> {
     let mut readable = false;
-    let mut counts = vec![0; ports.len()];
+    let mut counts = vec![0; endpoints.len()];
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         let Ok(text) = std::fs::read_to_string(table) else {
             continue;
         };
         readable = true;
-        for line in text.lines().skip(1) {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            // local_address, rem_address, st (01 = ESTABLISHED)
-            if fields.len() <= 3
-                || fields[3] != "01"
-                || port_of(fields[2]).is_none_or(|peer| except_peers.contains(&peer))
-            {
+        for row in text.lines().skip(1).filter_map(parse_tcp_row) {
+            if !row.established || except_peers.contains(&row.peer_port) {
                 continue;
             }
-            if let Some(at) =
-                port_of(fields[1]).and_then(|local| ports.iter().position(|&p| p == local))
-            {
-                counts[at] += 1;
+            for (count, e) in counts.iter_mut().zip(endpoints) {
+                if e.port() == row.local.port() && super::accepts_on(e.ip(), row.local.ip()) {
+                    *count += 1;
+                }
             }
         }
     }
     readable.then_some(counts)
+}
+
+/// Established TCP connections the serve tree of `serve_pid` has accepted on `addr`:`port`,
+/// except those whose peer port is in `except_peers`, found through the tree's own sockets
+/// (see [`serve_tree_connections`]); where that cannot be done, from one read of the socket
+/// table ([`tcp_connections_to_each`], any owner). `None` when neither can count.
+pub fn serve_connections(
+    serve_pid: i32,
+    addr: IpAddr,
+    port: u16,
+    except_peers: &[u16],
+) -> Option<u32> {
+    serve_tree_connections(serve_pid, addr, port, except_peers).or_else(|| {
+        tcp_connections_to_each(&[SocketAddr::new(addr, port)], except_peers)
+            .and_then(|counts| counts.first().copied())
+    })
+}
+
+/// At most this many processes of a serve tree are looked at.
+const SERVE_TREE_LIMIT: usize = 64;
+
+/// The count by the serve tree's own sockets: for every `socket:[inode]` in `/proc/<pid>/fd` of
+/// the serve and its descendants (each socket once), a duplicate by `pidfd_getfd` (Linux 5.6+;
+/// ptrace-attach permission, which a parent of the same user has unless Yama's scope is 2 or
+/// more or a seccomp filter refuses it), then `getsockname` and `TCP_INFO`. The cost follows the
+/// tree's descriptors (tens of system calls for a serve with a few sockets), not the machine's
+/// socket table. `None` when a descriptor cannot be duplicated, or when no process of the tree
+/// listens on `port` (its listener lives elsewhere, e.g. a serve that daemonized, so its
+/// connections may too). A connection still in the listener's accept queue is not counted
+/// until the serve accepts it.
+///
+/// A duplicate shares the socket with the serve for a few microseconds: a close by the serve in
+/// that window takes effect when ours closes (and an epoll registration of it lingers until
+/// then, which epoll users, libuv included, meet as a spurious event for a closed descriptor).
+fn serve_tree_connections(
+    serve_pid: i32,
+    addr: IpAddr,
+    port: u16,
+    except_peers: &[u16],
+) -> Option<u32> {
+    use rustix::process::{pidfd_getfd, pidfd_open, Pid, PidfdFlags, PidfdGetfdFlags};
+    if serve_pid <= 1 {
+        return None;
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut listening = false;
+    let mut count = 0;
+    for (i, pid) in process_tree(serve_pid, SERVE_TREE_LIMIT)
+        .into_iter()
+        .enumerate()
+    {
+        let pidfd = match pidfd_open(Pid::from_raw(pid)?, PidfdFlags::empty()) {
+            Ok(fd) => fd,
+            // A descendant that exited since it was listed.
+            Err(rustix::io::Errno::SRCH) if i > 0 => continue,
+            Err(_) => return None,
+        };
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            if i == 0 {
+                return None;
+            }
+            continue;
+        };
+        for entry in fds.flatten() {
+            let Ok(target) = std::fs::read_link(entry.path()) else {
+                continue;
+            };
+            let target = target.as_os_str().as_encoded_bytes();
+            let Some(inode) = target
+                .strip_prefix(b"socket:[")
+                .and_then(|t| t.strip_suffix(b"]"))
+            else {
+                continue;
+            };
+            // One socket shared by several descriptors or processes counts once.
+            if !seen.insert(inode.to_vec()) {
+                continue;
+            }
+            let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+                continue;
+            };
+            let socket = match pidfd_getfd(&pidfd, fd, PidfdGetfdFlags::empty()) {
+                Ok(socket) => socket,
+                // Closed since the listing (EBADF), or the process is gone (ESRCH).
+                Err(rustix::io::Errno::BADF | rustix::io::Errno::SRCH) => continue,
+                Err(_) => return None,
+            };
+            match accepted_on(&socket, port) {
+                // The serve's listener: at `addr`, or at an address that covers it or it covers.
+                Some(Accepted::Listener(bound))
+                    if super::accepts_on(bound, addr) || super::accepts_on(addr, bound) =>
+                {
+                    listening = true
+                }
+                Some(Accepted::Connection { local, peer_port })
+                    if super::accepts_on(addr, local) && !except_peers.contains(&peer_port) =>
+                {
+                    count += 1
+                }
+                _ => {}
+            }
+        }
+    }
+    listening.then_some(count)
+}
+
+/// What a socket on a given local port is.
+enum Accepted {
+    /// Listening on the port, bound to this address.
+    Listener(IpAddr),
+    /// An established connection whose local end is `local`:port.
+    Connection { local: IpAddr, peer_port: u16 },
+}
+
+/// What `socket` is if it is a TCP socket on local `port` (listening or established); `None`
+/// for anything else (another port or family, a connection closing or closed).
+fn accepted_on(socket: &std::os::fd::OwnedFd, port: u16) -> Option<Accepted> {
+    use std::os::fd::AsRawFd;
+    let local = SocketAddr::try_from(rustix::net::getsockname(socket).ok()?).ok()?;
+    if local.port() != port {
+        return None;
+    }
+    let mut info = std::mem::MaybeUninit::<libc::tcp_info>::zeroed();
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: `info` is a zeroed tcp_info of `len` bytes; the kernel writes at most `len` bytes
+    // (fewer from an older kernel, or qemu-user, which passes 4) and stores the length written.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 || len < 1 {
+        return None;
+    }
+    // SAFETY: zero-initialised, and the kernel filled its first `len` (>= 1) bytes.
+    let state = unsafe { info.assume_init() }.tcpi_state;
+    // include/net/tcp_states.h (libc does not name them).
+    const TCP_ESTABLISHED: u8 = 1;
+    const TCP_LISTEN: u8 = 10;
+    match state {
+        TCP_LISTEN => Some(Accepted::Listener(local.ip())),
+        TCP_ESTABLISHED => {
+            let peer = SocketAddr::try_from(rustix::net::getpeername(socket).ok()??).ok()?;
+            Some(Accepted::Connection {
+                local: local.ip(),
+                peer_port: peer.port(),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// `root` and its descendants, breadth first, at most `limit` of them, from each thread's
+/// `/proc/<pid>/task/<tid>/children` (a child is listed under the thread that forked it).
+fn process_tree(root: i32, limit: usize) -> Vec<i32> {
+    let mut tree = vec![root];
+    let mut next = 0;
+    while next < tree.len() && tree.len() < limit {
+        let pid = tree[next];
+        next += 1;
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let tid = task.file_name();
+            let Some(children) = read_proc_file(&format!(
+                "/proc/{pid}/task/{}/children",
+                tid.to_string_lossy()
+            )) else {
+                continue;
+            };
+            tree.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<i32>().ok()),
+            );
+        }
+    }
+    tree.truncate(limit);
+    tree
 }
 
 fn fallback_group_alive(pgid: i32) -> bool {
@@ -322,7 +545,24 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         assert_eq!(Some(std::process::id() as i32), tcp_listener_pid(port));
         drop(listener);
-        assert_eq!(None, tcp_listener_pid(port));
+        settles(None, || tcp_listener_pid(port));
+    }
+
+    /// Waits (up to 10 s) until `now()` gives `want`. A socket dropped here stays open while a
+    /// child that another test is spawning holds its copy, between fork and exec.
+    fn settles<T: PartialEq + std::fmt::Debug>(want: T, now: impl Fn() -> T) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let seen = now();
+            if seen == want {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still {seen:?}, want {want:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 
     #[test]
@@ -340,18 +580,155 @@ mod tests {
         assert_eq!(Some(1), tcp_connections_to(port, &[a_port]));
         drop(a);
         drop(served_a);
-        assert_eq!(Some(1), tcp_connections_to(port, &[]));
+        settles(Some(1), || tcp_connections_to(port, &[]));
         // Several ports in one read, each counted apart.
         let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let other_port = other.local_addr().unwrap().port();
         let c = std::net::TcpStream::connect(("127.0.0.1", other_port)).unwrap();
         let d = std::net::TcpStream::connect(("127.0.0.1", other_port)).unwrap();
         let _served = (other.accept().unwrap(), other.accept().unwrap());
+        let at = |port| SocketAddr::from(([127, 0, 0, 1], port));
         assert_eq!(
             Some(vec![1, 2, 0]),
-            tcp_connections_to_each(&[port, other_port, 1], &[])
+            tcp_connections_to_each(&[at(port), at(other_port), at(1)], &[])
         );
         drop((b, c, d));
+    }
+
+    #[test]
+    #[cfg(target_endian = "little")]
+    fn parses_socket_table_rows() {
+        // 127.0.0.1:8080 <- 127.0.0.1:40000, ESTABLISHED (as a little-endian kernel prints it).
+        let v4 = "   0: 0100007F:1F90 0100007F:9C40 01 00000000:00000000 00:00000000 00000000  1000        0 12345 1 0000000000000000 20 4 30 10 -1";
+        let row = parse_tcp_row(v4).unwrap();
+        assert_eq!(SocketAddr::from(([127, 0, 0, 1], 8080)), row.local);
+        assert_eq!(40000, row.peer_port);
+        assert!(row.established);
+        // ::ffff:10.0.0.2:8080, LISTEN.
+        let v6 = "   1: 0000000000000000FFFF00000200000A:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 1 1 0000000000000000 100 0 0 10 0";
+        let row = parse_tcp_row(v6).unwrap();
+        assert_eq!("::ffff:10.0.0.2".parse::<IpAddr>().unwrap(), row.local.ip());
+        assert!(!row.established);
+        assert!(parse_tcp_row("  sl  local_address rem_address   st").is_none());
+    }
+
+    /// Set in the environment of [`serve_helper_child`]'s process.
+    const SERVE_HELPER: &str = "QVAC_TEST_SERVE_HELPER";
+
+    /// Not a test of its own: in a child started by the test below (with [`SERVE_HELPER`] set),
+    /// a stand-in serve that listens on 127.0.0.1, prints its port, accepts and holds every
+    /// connection, and exits when its stdin closes.
+    #[test]
+    fn serve_helper_child() {
+        use std::io::{Read, Write};
+        if std::env::var_os(SERVE_HELPER).is_none() {
+            return;
+        }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(|| {
+            let _ = std::io::stdin().read_to_end(&mut Vec::new());
+            std::process::exit(0);
+        });
+        println!("port={port}");
+        std::io::stdout().flush().unwrap();
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream.unwrap());
+        }
+    }
+
+    #[test]
+    fn counts_a_serves_own_connections_by_its_sockets() {
+        use std::io::{BufRead, BufReader};
+        use std::net::{TcpListener, TcpStream};
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "platform::linux::tests::serve_helper_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(SERVE_HELPER, "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // libtest prints `test <name> ... ` before the test's own output on the same line.
+            let port = stdout.lines().find_map(|line| {
+                line.ok()?
+                    .rsplit_once("port=")?
+                    .1
+                    .trim()
+                    .parse::<u16>()
+                    .ok()
+            });
+            let _ = tx.send(port);
+        });
+        let Ok(Some(port)) = rx.recv_timeout(std::time::Duration::from_secs(60)) else {
+            let _ = child.kill();
+            panic!("the helper printed no port");
+        };
+        let serve = child.id() as i32;
+        let here: IpAddr = Ipv4Addr::LOCALHOST.into();
+        // Accepted connections count once the serve has accepted them (and closed ones once
+        // closed everywhere): wait for that.
+        let settles_at = |want: u32, except: &[u16]| {
+            settles(Some(want), || {
+                serve_tree_connections(serve, here, port, except)
+            })
+        };
+        settles_at(0, &[]);
+
+        // An unrelated listener on the same port at another address, in another process (this
+        // one), with a client: not the serve's.
+        let unrelated = TcpListener::bind(("127.0.0.2", port)).unwrap();
+        let _unrelated_client = TcpStream::connect(("127.0.0.2", port)).unwrap();
+        let _unrelated_served = unrelated.accept().unwrap();
+        assert_eq!(Some(0), serve_tree_connections(serve, here, port, &[]));
+        assert_eq!(Some(0), serve_connections(serve, here, port, &[]));
+        let at = |ip: &str| SocketAddr::new(ip.parse().unwrap(), port);
+        assert_eq!(
+            Some(vec![0, 1, 1]),
+            tcp_connections_to_each(&[at("127.0.0.1"), at("127.0.0.2"), at("::")], &[]),
+            "the table read filters by address too"
+        );
+
+        let a = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        settles_at(1, &[]);
+        let b = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        settles_at(2, &[]);
+        let b_port = b.local_addr().unwrap().port();
+        assert_eq!(
+            Some(1),
+            serve_tree_connections(serve, here, port, &[b_port]),
+            "the except list leaves a peer out"
+        );
+        assert_eq!(Some(2), serve_connections(serve, here, port, &[]));
+        // A serve name (`::` matches any address) counts the same.
+        assert_eq!(
+            Some(2),
+            serve_tree_connections(serve, super::super::bound_address("localhost"), port, &[])
+        );
+        // Without a listener of that address and port in its tree (as for a serve that
+        // daemonized), the count falls back to the table, any owner: the same two.
+        let mut elsewhere = Command::new("sleep").arg("30").spawn().unwrap();
+        let other = elsewhere.id() as i32;
+        assert_eq!(None, serve_tree_connections(other, here, port, &[]));
+        assert_eq!(Some(2), serve_connections(other, here, port, &[]));
+        elsewhere.kill().unwrap();
+        elsewhere.wait().unwrap();
+
+        drop(a);
+        settles_at(1, &[]);
+        drop(b);
+        settles_at(0, &[]);
+        drop(child.stdin.take());
+        child.wait().unwrap();
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! Built and linked here, run only on macOS runners (the release workflow). What macOS lacks:
 //! no parent-death signal and no subreaper — a serve whose runner is SIGKILLed keeps running
 //! until the next attach or `gc` sweeps it as an orphan (its command line names its record's
-//! config and port, which proves it ours); no flock holder or port owner lookup yet (`None`).
+//! config and port, which proves it ours); no flock holder, port owner or connection count yet
+//! (`None`). Another user's process, which `proc_pidinfo` refuses (EPERM), is alive and has no
+//! start time here.
 
 use std::ffi::{CString, OsString};
 use std::fs::File;
@@ -20,13 +22,16 @@ use tokio::io::unix::AsyncFd;
 
 use super::Signal;
 
-/// `proc_bsdinfo` of `pid`; `None` for no such process and for a zombie (ESRCH either way).
-fn bsd_info(pid: i32) -> Option<libc::proc_bsdinfo> {
+/// `proc_bsdinfo` of `pid`, or the errno `proc_pidinfo` failed with: ESRCH for no such process
+/// and for a zombie, EPERM for another user's process (unless we are root).
+fn bsd_info(pid: i32) -> Result<libc::proc_bsdinfo, nix::errno::Errno> {
+    use nix::errno::Errno;
     if pid <= 0 {
-        return None;
+        return Err(Errno::ESRCH);
     }
     let mut info = std::mem::MaybeUninit::<libc::proc_bsdinfo>::zeroed();
     let size = std::mem::size_of::<libc::proc_bsdinfo>() as libc::c_int;
+    Errno::clear();
     // SAFETY: the buffer is a zeroed proc_bsdinfo of exactly `size` bytes, which the kernel fills.
     let filled = unsafe {
         libc::proc_pidinfo(
@@ -37,21 +42,35 @@ fn bsd_info(pid: i32) -> Option<libc::proc_bsdinfo> {
             size,
         )
     };
-    // SAFETY: a full-size answer means the kernel wrote the whole struct.
-    (filled == size).then(|| unsafe { info.assume_init() })
+    if filled == size {
+        // SAFETY: a full-size answer means the kernel wrote the whole struct.
+        return Ok(unsafe { info.assume_init() });
+    }
+    // libproc answers 0 with errno set by the failed call; a short answer (no errno) proves
+    // nothing either way.
+    let errno = Errno::last();
+    Err(if filled <= 0 && errno != Errno::UnknownErrno {
+        errno
+    } else {
+        Errno::EINVAL
+    })
 }
 
 /// Start time of `pid` in µs since the epoch: with the boot session it names one process.
+/// `None` for another user's process (EPERM): its identity is then its pid alone.
 pub fn process_start_time(pid: i32) -> Option<u64> {
-    bsd_info(pid).map(|i| i.pbi_start_tvsec * 1_000_000 + i.pbi_start_tvusec)
+    bsd_info(pid)
+        .ok()
+        .map(|i| i.pbi_start_tvsec * 1_000_000 + i.pbi_start_tvusec)
 }
 
-/// Exited, not yet reaped: `kill(pid, 0)` finds it, `proc_pidinfo` does not (or says SZOMB).
+/// Exited, not yet reaped: `kill(pid, 0)` finds it, `proc_pidinfo` does not (ESRCH) or says
+/// SZOMB. Another user's process, which `proc_pidinfo` refuses (EPERM), is alive.
 pub fn process_is_zombie(pid: i32) -> bool {
     if super::pid_exists(pid) != Some(true) {
         return false;
     }
-    bsd_info(pid).is_none_or(|i| i.pbi_status == libc::SZOMB)
+    super::unix::zombie_by_bsd_info(bsd_info(pid).map(|i| i.pbi_status))
 }
 
 fn sysctl_string(name: &str) -> Option<String> {
@@ -164,9 +183,23 @@ pub fn tcp_listener_pid(_port: u16) -> Option<i32> {
     None
 }
 
-/// Not counted on macOS yet (it needs `proc_pidfdinfo` over the serve's sockets): the idle clock
-/// there counts consumers only, as upstream's does.
-pub fn tcp_connections_to_each(_ports: &[u16], _except_peers: &[u16]) -> Option<Vec<u32>> {
+/// Not counted on macOS yet (it needs `proc_pidfdinfo(PROC_PIDFDSOCKETINFO)` over the serves'
+/// sockets, whose `socket_fdinfo` libc does not define): `ps` shows no count.
+pub fn tcp_connections_to_each(
+    _endpoints: &[std::net::SocketAddr],
+    _except_peers: &[u16],
+) -> Option<Vec<u32>> {
+    None
+}
+
+/// Not counted on macOS yet (as [`tcp_connections_to_each`]): the idle clock there counts
+/// consumers only, as upstream's does.
+pub fn serve_connections(
+    _serve_pid: i32,
+    _addr: std::net::IpAddr,
+    _port: u16,
+    _except_peers: &[u16],
+) -> Option<u32> {
     None
 }
 

@@ -40,6 +40,27 @@ pub fn pid_exists(pid: i32) -> Option<bool> {
     }
 }
 
+/// `p_stat` of an exited, unreaped process (macOS `<sys/proc.h>`).
+#[cfg_attr(not(target_os = "macos"), allow(dead_code))]
+pub(crate) const SZOMB: u32 = 5;
+#[cfg(target_os = "macos")]
+const _: () = assert!(SZOMB == libc::SZOMB);
+
+/// Whether a pid that `kill(pid, 0)` finds is a zombie, from what macOS's
+/// `proc_pidinfo(PROC_PIDTBSDINFO)` answered for it: its `pbi_status`, or the errno it failed
+/// with. ESRCH is a zombie (every `proc_pidinfo` flavour fails so for one, while `kill` still
+/// finds it); EPERM is another user's live process (when not root), alive as `kill`'s EPERM is;
+/// any other failure proves nothing, so the process is not taken for dead. Pure, so it is tested
+/// on every Unix.
+#[cfg_attr(not(target_os = "macos"), allow(dead_code))]
+pub(crate) fn zombie_by_bsd_info(answer: Result<u32, Errno>) -> bool {
+    match answer {
+        Ok(status) => status == SZOMB,
+        Err(Errno::ESRCH) => true,
+        Err(_) => false,
+    }
+}
+
 /// Signals `pid` itself. Only for a process whose pid cannot have been reused (our own child not
 /// yet reaped) or just proven (the pidfd-less fallback of [`super::ProcessHandle`]).
 pub fn signal_child(pid: i32, signal: Signal) -> bool {
@@ -236,4 +257,22 @@ pub fn home_of_current_user() -> Option<PathBuf> {
         .ok()
         .flatten()
         .map(|u| u.dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bsd_info_failure_is_a_zombie_only_for_esrch() {
+        // SZOMB as macOS reports it; SRUN (2) and SSLEEP (3) run.
+        assert!(zombie_by_bsd_info(Ok(SZOMB)));
+        assert!(!zombie_by_bsd_info(Ok(2)));
+        assert!(!zombie_by_bsd_info(Ok(3)));
+        assert!(zombie_by_bsd_info(Err(Errno::ESRCH)));
+        // Another user's process, when not root: alive, as kill(pid, 0)'s EPERM is.
+        assert!(!zombie_by_bsd_info(Err(Errno::EPERM)));
+        assert!(!zombie_by_bsd_info(Err(Errno::EINVAL)));
+        assert!(!zombie_by_bsd_info(Err(Errno::ENOMEM)));
+    }
 }

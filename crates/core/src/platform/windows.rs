@@ -13,6 +13,7 @@
 use std::ffi::{c_void, OsStr, OsString};
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::windows::ffi::{OsStrExt, OsStringExt};
 use std::os::windows::fs::OpenOptionsExt;
 use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
@@ -254,35 +255,114 @@ pub fn tcp_listener_pid(port: u16) -> Option<i32> {
     found.map(|pid| pid as i32)
 }
 
-/// Established TCP connections accepted on each of `ports` (from any process), except those
-/// whose peer port is in `except_peers`, from one snapshot of the system's TCP tables; `None` if
+/// One row of the system's TCP tables, as the connection counts need it.
+struct TcpRow {
+    local: SocketAddr,
+    peer_port: u16,
+    state: u32,
+    owner: u32,
+}
+
+impl TcpRow {
+    /// An established connection accepted on `endpoint` (its address as [`super::accepts_on`]
+    /// matches it) whose peer port is not in `except_peers`.
+    fn accepted_on(&self, endpoint: &SocketAddr, except_peers: &[u16]) -> bool {
+        use windows_sys::Win32::NetworkManagement::IpHelper::MIB_TCP_STATE_ESTAB;
+        self.state == MIB_TCP_STATE_ESTAB as u32
+            && self.local.port() == endpoint.port()
+            && super::accepts_on(endpoint.ip(), self.local.ip())
+            && !except_peers.contains(&self.peer_port)
+    }
+}
+
+/// The rows of one snapshot of both TCP tables (IPv4, IPv6) of table class `class`; `None` if
 /// neither can be read.
-pub fn tcp_connections_to_each(ports: &[u16], except_peers: &[u16]) -> Option<Vec<u32>> {
+fn tcp_rows(class: i32) -> Option<Vec<TcpRow>> {
     use windows_sys::Win32::NetworkManagement::IpHelper::{
-        MIB_TCP6ROW_OWNER_PID, MIB_TCPROW_OWNER_PID, MIB_TCP_STATE_ESTAB,
-        TCP_TABLE_OWNER_PID_CONNECTIONS,
+        MIB_TCP6ROW_OWNER_PID, MIB_TCPROW_OWNER_PID,
     };
     use windows_sys::Win32::Networking::WinSock::{AF_INET, AF_INET6};
-    let mut counts = vec![0; ports.len()];
-    let mut count = |local: u32, remote: u32, state: u32| {
-        if state != MIB_TCP_STATE_ESTAB as u32
-            || except_peers.contains(&u16::from_be(remote as u16))
-        {
-            return;
-        }
-        if let Some(at) = ports.iter().position(|&p| p == u16::from_be(local as u16)) {
-            counts[at] += 1;
-        }
-    };
-    let v4 = tcp_table(u32::from(AF_INET), TCP_TABLE_OWNER_PID_CONNECTIONS).map(|t| {
+    // Ports are in network byte order in the low 16 bits; an IPv4 address is the in_addr's bytes.
+    let port = |raw: u32| u16::from_be(raw as u16);
+    let v4 = tcp_table(u32::from(AF_INET), class).map(|t| {
         rows::<MIB_TCPROW_OWNER_PID>(&t)
-            .for_each(|r| count(r.dwLocalPort, r.dwRemotePort, r.dwState))
+            .map(|r| TcpRow {
+                local: SocketAddr::new(
+                    Ipv4Addr::from(r.dwLocalAddr.to_ne_bytes()).into(),
+                    port(r.dwLocalPort),
+                ),
+                peer_port: port(r.dwRemotePort),
+                state: r.dwState,
+                owner: r.dwOwningPid,
+            })
+            .collect::<Vec<_>>()
     });
-    let v6 = tcp_table(u32::from(AF_INET6), TCP_TABLE_OWNER_PID_CONNECTIONS).map(|t| {
+    let v6 = tcp_table(u32::from(AF_INET6), class).map(|t| {
         rows::<MIB_TCP6ROW_OWNER_PID>(&t)
-            .for_each(|r| count(r.dwLocalPort, r.dwRemotePort, r.dwState))
+            .map(|r| TcpRow {
+                local: SocketAddr::new(Ipv6Addr::from(r.ucLocalAddr).into(), port(r.dwLocalPort)),
+                peer_port: port(r.dwRemotePort),
+                state: r.dwState,
+                owner: r.dwOwningPid,
+            })
+            .collect::<Vec<_>>()
     });
-    (v4.is_some() || v6.is_some()).then_some(counts)
+    if v4.is_none() && v6.is_none() {
+        return None;
+    }
+    Some(v4.into_iter().chain(v6).flatten().collect())
+}
+
+/// Established TCP connections accepted on each of `endpoints` (from any process; an endpoint's
+/// address as [`super::accepts_on`] matches it), except those whose peer port is in
+/// `except_peers`, from one snapshot of the system's TCP tables; `None` if neither can be read.
+pub fn tcp_connections_to_each(endpoints: &[SocketAddr], except_peers: &[u16]) -> Option<Vec<u32>> {
+    use windows_sys::Win32::NetworkManagement::IpHelper::TCP_TABLE_OWNER_PID_CONNECTIONS;
+    let rows = tcp_rows(TCP_TABLE_OWNER_PID_CONNECTIONS)?;
+    Some(
+        endpoints
+            .iter()
+            .map(|e| {
+                rows.iter()
+                    .filter(|r| r.accepted_on(e, except_peers))
+                    .count() as u32
+            })
+            .collect(),
+    )
+}
+
+/// Established TCP connections the serve `serve_pid` has accepted on `addr`:`port`, except
+/// those whose peer port is in `except_peers`: the rows of one TCP table snapshot (listeners
+/// and connections, `TCP_TABLE_OWNER_PID_ALL`) owned by the serve. When the serve itself holds
+/// no listener there (its listener lives in another process), every owner's connections to that
+/// address and port count. Windows has no per-process socket list: the snapshot's cost still
+/// follows the machine's TCP table. `None` if the tables cannot be read.
+pub fn serve_connections(
+    serve_pid: i32,
+    addr: IpAddr,
+    port: u16,
+    except_peers: &[u16],
+) -> Option<u32> {
+    use windows_sys::Win32::NetworkManagement::IpHelper::{
+        MIB_TCP_STATE_LISTEN, TCP_TABLE_OWNER_PID_ALL,
+    };
+    let rows = tcp_rows(TCP_TABLE_OWNER_PID_ALL)?;
+    let owner = u32::try_from(serve_pid).ok().filter(|&pid| {
+        rows.iter().any(|r| {
+            r.owner == pid
+                && r.state == MIB_TCP_STATE_LISTEN as u32
+                && r.local.port() == port
+                && (super::accepts_on(r.local.ip(), addr) || super::accepts_on(addr, r.local.ip()))
+        })
+    });
+    let endpoint = SocketAddr::new(addr, port);
+    let count = rows
+        .iter()
+        .filter(|r| {
+            owner.is_none_or(|pid| r.owner == pid) && r.accepted_on(&endpoint, except_peers)
+        })
+        .count();
+    Some(count as u32)
 }
 
 /// One `GetExtendedTcpTable` snapshot: a count (u32) followed by rows, in a u64-aligned buffer.

@@ -11,7 +11,12 @@
 //! - A steal is a `rename` of our complete temp file over the stale one, done while holding an
 //!   flock on the lock's directory and after re-checking that the stale file is still the one
 //!   judged stale. Racing stealers therefore yield exactly one owner.
-//! - [`PidLock::release`] removes the file only if it is still the one we created.
+//! - One handle owns a lock file, and [`PidLock::release`] removes it once, and only while the
+//!   file at the path is still the one that handle created: same file identity *and* the exact
+//!   bytes it wrote, which include a random token. A freed inode that the filesystem hands to a
+//!   waiter's new lock file at once (ext4 does) therefore never reads as ours. Releases, steals
+//!   and takeovers all act under the directory guard, so none removes a file another just put
+//!   in place.
 
 use std::fmt;
 use std::fs::{self, File};
@@ -217,11 +222,6 @@ impl FileId {
     fn of((dev, ino): (u64, u64)) -> Self {
         FileId { dev, ino }
     }
-
-    /// What `path` names now; `None` if nothing (or it cannot be looked at).
-    fn at(path: &Path) -> Option<Self> {
-        crate::platform::file_identity_at(path).ok().map(FileId::of)
-    }
 }
 
 /// A held PID lock. Dropping it releases it.
@@ -229,7 +229,15 @@ impl FileId {
 pub struct PidLock {
     path: PathBuf,
     file_id: FileId,
+    /// Exactly what this handle wrote (the holder record and a random token).
+    content: Vec<u8>,
     released: bool,
+}
+
+/// What a new lock file of `holder` holds: its identity record, then a token no other
+/// acquisition writes (readers that parse the pid on line 1, as upstream does, skip it).
+fn lock_content(holder: &ProcessIdentity) -> Vec<u8> {
+    format!("{}lock={:016x}\n", holder.to_record(), fastrand::u64(..)).into_bytes()
 }
 
 impl PidLock {
@@ -244,32 +252,32 @@ impl PidLock {
     /// spawn locks are 0600), in a directory that must already exist: the registry creates its
     /// directory with its own permissions, and a runner must not re-create one that was removed.
     pub fn try_acquire_with_mode(path: &Path, mode: u32) -> Result<PidLock, PidLockError> {
-        let me = ProcessIdentity::current();
-        let temp = TempFile::beside(path, me.to_record().as_bytes(), mode)
-            .map_err(io_err("create", path))?;
+        let content = lock_content(&ProcessIdentity::current());
+        let temp = TempFile::beside(path, &content, mode).map_err(io_err("create", path))?;
         let temp_id = FileId::of(temp.identity());
+        let owned = || PidLock::owned(path, temp_id, content.clone());
         // A few rounds cover a holder file that vanishes or changes between our steps.
         let mut last_seen = None;
         for _ in 0..4 {
             match platform::retry_transient(|| fs::hard_link(temp.path(), path)) {
-                Ok(()) => return Ok(PidLock::owned(path, temp_id)),
+                Ok(()) => return Ok(owned()),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(io_err("create", path)(e)),
             }
-            let Some((holder, id)) = read_holder(path)? else {
+            let Some((holder, id, _)) = read_holder(path)? else {
                 continue;
             };
             if !holder.is_stale() {
                 return Err(held(path, holder, false));
             }
             match steal(path, &temp, id)? {
-                Steal::Done => return Ok(PidLock::owned(path, temp_id)),
+                Steal::Done => return Ok(owned()),
                 Steal::Contended => return Err(held(path, holder, true)),
                 Steal::Changed => last_seen = Some(holder),
             }
         }
         let holder = match read_holder(path)? {
-            Some((holder, _)) => holder,
+            Some((holder, _, _)) => holder,
             None => last_seen.unwrap_or(LockHolder::Unreadable {
                 age: Duration::ZERO,
             }),
@@ -325,14 +333,14 @@ impl PidLock {
 
     /// Who holds the lock at `path` now, or `None` if there is no lock file.
     pub fn inspect(path: &Path) -> Result<Option<LockHolder>, PidLockError> {
-        Ok(read_holder(path)?.map(|(holder, _)| holder))
+        Ok(read_holder(path)?.map(|(holder, _, _)| holder))
     }
 
     /// Removes the lock file at `path` if it is stale (holder provably dead, or unreadable past
     /// the window); returns whether it did. Done under the same directory guard as a takeover,
     /// after re-checking the file, so a fresh lock that replaced the stale one is never removed.
     pub fn clear_stale(path: &Path) -> Result<bool, PidLockError> {
-        let Some((holder, id)) = read_holder(path)? else {
+        let Some((holder, id, _)) = read_holder(path)? else {
             return Ok(false);
         };
         if !holder.is_stale() {
@@ -342,7 +350,7 @@ impl PidLock {
             return Ok(false);
         };
         match read_holder(path)? {
-            Some((holder, now)) if now == id && holder.is_stale() => {
+            Some((holder, now, _)) if now == id && holder.is_stale() => {
                 platform::retry_transient(|| fs::remove_file(path))
                     .map_err(io_err("remove stale", path))?;
                 Ok(true)
@@ -351,105 +359,66 @@ impl PidLock {
         }
     }
 
-    /// Hands the lock to another process (e.g. the runner this process started): the file is
-    /// atomically replaced by one naming `owner`, and this handle lets go without removing it.
-    /// The new owner takes it up with [`adopt`](Self::adopt). If we die after the handover, the
-    /// lock still names a live owner and is not stolen.
-    pub fn transfer_to(&mut self, owner: &ProcessIdentity, mode: u32) -> Result<(), PidLockError> {
-        if self.released {
-            return Ok(());
-        }
-        let temp = TempFile::beside(&self.path, owner.to_record().as_bytes(), mode)
-            .map_err(io_err("hand over", &self.path))?;
-        match FileId::at(&self.path) {
-            Some(id) if id == self.file_id => {
-                platform::retry_transient(|| fs::rename(temp.path(), &self.path))
-                    .map_err(io_err("hand over", &self.path))?;
-            }
-            // No longer ours (replaced by someone who proved us dead): nothing to hand over.
-            _ => {}
-        }
-        self.released = true;
-        Ok(())
-    }
-
     /// Takes the lock over from `from` (the process that started us and holds it for us): the
     /// file is atomically replaced by one naming this process, under the same directory guard a
     /// steal takes, and only while it still names `from` — alive or not — or is missing (`from`
     /// let go of it, e.g. its caller gave up). `Ok(None)` when it names anyone else (someone
-    /// proved `from` dead and took the lock first): the caller must not go on as the owner. A
-    /// lock already handed to us is adopted.
+    /// proved `from` dead and took the lock first): the caller must not go on as the owner.
+    /// The handle returned is the lock's one owner from then on.
     pub fn take_over_from(
         path: &Path,
         from: &ProcessIdentity,
         mode: u32,
     ) -> Result<Option<PidLock>, PidLockError> {
-        let me = ProcessIdentity::current();
-        let temp = TempFile::beside(path, me.to_record().as_bytes(), mode)
-            .map_err(io_err("take over", path))?;
+        let content = lock_content(&ProcessIdentity::current());
+        let temp = TempFile::beside(path, &content, mode).map_err(io_err("take over", path))?;
         let temp_id = FileId::of(temp.identity());
-        // The guard is held only for a few syscalls at a time: a short bounded wait covers it.
-        for _ in 0..200 {
-            let Some(_guard) = DirGuard::try_lock(path)? else {
-                std::thread::sleep(Duration::from_millis(1));
-                continue;
-            };
-            return match read_holder(path)? {
-                Some((LockHolder::Process { identity, .. }, id)) if identity == me => {
-                    Ok(Some(PidLock::owned(path, id)))
-                }
-                Some((LockHolder::Process { identity, .. }, _))
-                    if identity.pid == from.pid && identity.start_time == from.start_time =>
-                {
-                    platform::retry_transient(|| fs::rename(temp.path(), path))
-                        .map_err(io_err("take over", path))?;
-                    Ok(Some(PidLock::owned(path, temp_id)))
-                }
-                // Released by the starter before we got here (it gave up): the start is ours
-                // to finish, so the lock is taken like a free one.
-                None => match platform::retry_transient(|| fs::hard_link(temp.path(), path)) {
-                    Ok(()) => Ok(Some(PidLock::owned(path, temp_id))),
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(None),
-                    Err(e) => Err(io_err("take over", path)(e)),
-                },
-                _ => Ok(None),
-            };
-        }
-        Err(io_err("take over", path)(io::Error::new(
-            io::ErrorKind::WouldBlock,
-            "the lock directory stayed guarded by another process",
-        )))
-    }
-
-    /// Takes up a lock whose file names this very process (after [`transfer_to`]), so that
-    /// releasing it removes the file.
-    pub fn adopt(path: &Path) -> Result<Option<PidLock>, PidLockError> {
-        let Some((holder, id)) = read_holder(path)? else {
-            return Ok(None);
+        let Some(_guard) = DirGuard::lock_briefly(path)? else {
+            return Err(io_err("take over", path)(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "the lock directory stayed guarded by another process",
+            )));
         };
-        match holder {
-            LockHolder::Process { identity, .. } if identity.is_current_process() => {
-                Ok(Some(PidLock::owned(path, id)))
+        match read_holder(path)? {
+            Some((LockHolder::Process { identity, .. }, _, _))
+                if identity.pid == from.pid && identity.start_time == from.start_time =>
+            {
+                platform::retry_transient(|| fs::rename(temp.path(), path))
+                    .map_err(io_err("take over", path))?;
+                Ok(Some(PidLock::owned(path, temp_id, content)))
             }
+            // Released by the starter before we got here (it gave up): the start is ours
+            // to finish, so the lock is taken like a free one.
+            None => match platform::retry_transient(|| fs::hard_link(temp.path(), path)) {
+                Ok(()) => Ok(Some(PidLock::owned(path, temp_id, content))),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(None),
+                Err(e) => Err(io_err("take over", path)(e)),
+            },
             _ => Ok(None),
         }
     }
 
-    /// Removes the lock file if it is still the one we created. Idempotent.
+    /// Removes the lock file if it is still the one this handle created (same file, same bytes;
+    /// see the module doc). Once: later calls, and the drop after one, do nothing.
     pub fn release(&mut self) -> Result<(), PidLockError> {
         if self.released {
             return Ok(());
         }
         self.released = true;
-        match FileId::at(&self.path) {
-            Some(id) if id == self.file_id => {
+        // Under the guard, so no steal or takeover replaces the file between our look and the
+        // removal. A guard held past the bound (a stopped process) is not waited out: nothing
+        // but a steal of a *dead* holder replaces a live holder's file, and we are alive.
+        let _guard = DirGuard::lock_briefly(&self.path).ok().flatten();
+        match read_holder(&self.path)? {
+            Some((_, id, content)) if id == self.file_id && content == self.content => {
                 match platform::retry_transient(|| fs::remove_file(&self.path)) {
                     Ok(()) => Ok(()),
                     Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
                     Err(e) => Err(io_err("remove", &self.path)(e)),
                 }
             }
-            // Gone, or replaced by someone who proved us dead: nothing of ours to remove.
+            // Gone, or another file now (someone who proved us dead took it, or a new holder's
+            // file on a reused inode): nothing of ours to remove.
             _ => Ok(()),
         }
     }
@@ -458,10 +427,11 @@ impl PidLock {
         &self.path
     }
 
-    fn owned(path: &Path, file_id: FileId) -> PidLock {
+    fn owned(path: &Path, file_id: FileId, content: Vec<u8>) -> PidLock {
         PidLock {
             path: path.to_owned(),
             file_id,
+            content,
             released: false,
         }
     }
@@ -491,8 +461,9 @@ fn held(path: &Path, holder: LockHolder, takeover_in_progress: bool) -> PidLockE
     }))
 }
 
-/// Reads holder and file identity from one open descriptor, so both describe the same file.
-fn read_holder(path: &Path) -> Result<Option<(LockHolder, FileId)>, PidLockError> {
+/// Reads holder, file identity and raw content from one open descriptor, so all three describe
+/// the same file.
+fn read_holder(path: &Path) -> Result<Option<(LockHolder, FileId, Vec<u8>)>, PidLockError> {
     let mut file = match File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -511,7 +482,7 @@ fn read_holder(path: &Path) -> Result<Option<(LockHolder, FileId)>, PidLockError
         .and_then(|mtime| SystemTime::now().duration_since(mtime).ok())
         .unwrap_or(Duration::ZERO);
     let holder = LockHolder::parse(&String::from_utf8_lossy(&bytes), age);
-    Ok(Some((holder, FileId::of(id))))
+    Ok(Some((holder, FileId::of(id), bytes)))
 }
 
 enum Steal {
@@ -528,7 +499,7 @@ fn steal(path: &Path, temp: &TempFile, judged: FileId) -> Result<Steal, PidLockE
         return Ok(Steal::Contended);
     };
     match read_holder(path)? {
-        Some((holder, id)) if id == judged && holder.is_stale() => {}
+        Some((holder, id, _)) if id == judged && holder.is_stale() => {}
         _ => return Ok(Steal::Changed),
     }
     platform::retry_transient(|| fs::rename(temp.path(), path))
@@ -542,6 +513,18 @@ fn steal(path: &Path, temp: &TempFile, judged: FileId) -> Result<Steal, PidLockE
 struct DirGuard(#[allow(dead_code)] File);
 
 impl DirGuard {
+    /// [`try_lock`](Self::try_lock) for up to ~200 ms: the guard is held only for a few system
+    /// calls at a time, so a short bounded wait covers it. `None` when it stayed held.
+    fn lock_briefly(path: &Path) -> Result<Option<DirGuard>, PidLockError> {
+        for _ in 0..200 {
+            if let Some(guard) = DirGuard::try_lock(path)? {
+                return Ok(Some(guard));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(None)
+    }
+
     /// `None` when another process holds the guard right now.
     fn try_lock(path: &Path) -> Result<Option<DirGuard>, PidLockError> {
         let dir = path
@@ -703,42 +686,87 @@ mod tests {
     }
 
     #[test]
-    fn a_transferred_lock_stays_with_its_new_owner() {
+    fn release_removes_only_the_file_this_handle_wrote() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.lock");
         let mut lock = PidLock::try_acquire(&path).unwrap();
-        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
-        let runner = ProcessIdentity::of(child.id() as i32).unwrap();
-        lock.transfer_to(&runner, 0o600).unwrap();
-        drop(lock);
-        let holder = PidLock::inspect(&path).unwrap().unwrap();
+        let written = fs::read_to_string(&path).unwrap();
+        assert!(written.contains("\nlock="), "a token line: {written:?}");
         assert_eq!(
-            Some(runner.pid),
-            holder.pid(),
-            "the handle let go without removing it"
+            std::process::id().to_string(),
+            written.lines().next().unwrap(),
+            "the pid stays alone on line 1 (upstream parses it)"
         );
-        assert!(holder.is_alive());
-        assert!(
-            PidLock::adopt(&path).unwrap().is_none(),
-            "not ours to adopt"
+        // The same file (inode) with other bytes: what a freed inode reused by a waiter's new
+        // lock looks like to a late release. Not ours.
+        let other = format!(
+            "{}lock=00000000000000ff\n",
+            ProcessIdentity::current().to_record()
         );
-        assert!(
-            PidLock::try_acquire(&path).is_err(),
-            "held by the live new owner"
-        );
-        child.kill().unwrap();
-        child.wait().unwrap();
-        assert!(PidLock::inspect(&path).unwrap().unwrap().is_stale());
+        File::options()
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, other.as_bytes()))
+            .unwrap();
+        lock.release().unwrap();
+        assert_eq!(other, fs::read_to_string(&path).unwrap(), "left in place");
+        fs::remove_file(&path).unwrap();
 
-        // Handed to ourselves: adopt, and release removes it.
-        let mut lock = PidLock::try_acquire(&dir.path().join("self.lock")).unwrap();
-        lock.transfer_to(&ProcessIdentity::current(), 0o600)
-            .unwrap();
-        let mut adopted = PidLock::adopt(&dir.path().join("self.lock"))
-            .unwrap()
-            .unwrap();
-        adopted.release().unwrap();
-        assert!(!dir.path().join("self.lock").exists());
+        // Released once: a new holder's lock (another acquisition, even by this process) is
+        // never removed by the old handle's second release or its drop.
+        let mut first = PidLock::try_acquire(&path).unwrap();
+        first.release().unwrap();
+        let second = PidLock::try_acquire(&path).unwrap();
+        first.release().unwrap();
+        drop(first);
+        assert!(path.exists(), "the second acquisition's file stays");
+        drop(second);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_waiter_never_loses_its_new_lock_to_the_old_holders_late_release() {
+        // Many rounds of: a holder releases while waiters race for the lock; whatever the
+        // filesystem does with the freed inode, exactly one waiter holds it afterwards and
+        // nothing removes its file until it releases it.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("race.lock");
+        for _ in 0..200 {
+            let mut holder = PidLock::try_acquire(&path).unwrap();
+            let barrier = std::sync::Barrier::new(5);
+            let owners: Vec<PidLock> = std::thread::scope(|s| {
+                let waiters: Vec<_> = (0..4)
+                    .map(|_| {
+                        s.spawn(|| {
+                            barrier.wait();
+                            (0..50).find_map(|_| match PidLock::try_acquire(&path) {
+                                Ok(lock) => Some(lock),
+                                Err(_) => {
+                                    std::thread::yield_now();
+                                    None
+                                }
+                            })
+                        })
+                    })
+                    .collect();
+                barrier.wait();
+                holder.release().unwrap();
+                // The late second release (what the runner's exit did): must be a no-op.
+                holder.release().unwrap();
+                drop(holder);
+                waiters
+                    .into_iter()
+                    .filter_map(|h| h.join().unwrap())
+                    .collect()
+            });
+            assert!(owners.len() <= 1, "{} owners at once", owners.len());
+            if let Some(owner) = owners.into_iter().next() {
+                assert!(path.exists(), "the new owner's file is in place");
+                drop(owner);
+            }
+            assert!(!path.exists());
+        }
     }
 
     #[test]

@@ -10,6 +10,18 @@
 //!   *thread* dies; spawn from a thread that lives as long as the parent (the runner spawns from
 //!   its main thread). The parent is re-checked after the prctl, closing the fork race.
 //! - Dropping a [`Supervised`] whose child is still running kills its group.
+//!
+//! How an exit is classified ([`ExitKind`]) depends only on what the child did, never on
+//! which task the scheduler ran first:
+//! - a command that cannot be executed (not found, not executable, bad cwd) is no child at all:
+//!   [`Supervised::spawn`] returns a [`SpawnError`] (the exec error comes back from `spawn`);
+//! - an exit we asked for (`stop`, `kill_now`, drop) is `Stopped`; one after the start timeout
+//!   killed it is `StartTimeout`;
+//! - any other exit is `Crashed` if the readiness condition had passed (with the default,
+//!   [`Readiness::Spawned`], it passes when `spawn` returns, so `sh -c 'exit 5'` is always
+//!   `Crashed`), and `FailedToStart` if it had not. "Had passed" is decided once, after the
+//!   whole group is gone and its output drained: the ready line was in the output, or an HTTP
+//!   probe sent before the exit was seen got its 2xx (a probe in flight is allowed to finish).
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -28,7 +40,8 @@ use crate::platform::{self, Signal};
 /// How readiness is decided.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Readiness {
-    /// Ready as soon as it is spawned.
+    /// Ready once `spawn` returns, i.e. the command was executed: any later exit that was
+    /// not asked for is [`ExitKind::Crashed`], however soon it comes.
     Spawned,
     /// Ready when `GET url` answers 2xx (2 s per probe).
     Http { url: String, bearer: Option<String> },
@@ -142,14 +155,17 @@ impl SupervisorSpec {
     }
 }
 
-/// Why the child is gone, by our intent.
+/// Why the child is gone, by our intent (the rule is in the module docs). A command that
+/// could not be executed at all never gets here: `spawn` returns a [`SpawnError`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExitKind {
-    /// We asked it to stop.
+    /// We asked it to stop (`stop`, `kill_now`, drop), whether or not it was ready.
     Stopped,
-    /// It exited on its own after becoming ready.
+    /// It exited on its own, with any code or signal, after its readiness condition passed
+    /// (at once with [`Readiness::Spawned`], the default).
     Crashed,
-    /// It exited on its own before becoming ready.
+    /// It exited on its own before the readiness condition the caller asked for (an output
+    /// line, an HTTP 2xx) passed. Never with [`Readiness::Spawned`].
     FailedToStart,
     /// It did not become ready in time; we killed it.
     StartTimeout,
@@ -215,13 +231,23 @@ impl OutputTail {
     }
 }
 
+/// How the start phase ended: decided once, by the readiness task, and read by the exit
+/// watcher only after that decision (so the kind never depends on which task ran first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StartOutcome {
+    Ready,
+    TimedOut,
+    /// The child was gone (or being stopped) before readiness passed.
+    NotReady,
+}
+
 #[derive(Debug)]
 struct Shared {
     tree: platform::ProcessTree,
     tail: Mutex<OutputTail>,
     stop_requested: AtomicBool,
-    timed_out: AtomicBool,
-    ready: AtomicBool,
+    /// The leader has been reaped (its group may still be going down).
+    leader_exited: AtomicBool,
     /// When stopping: the moment the group gets SIGKILL.
     kill_at: Mutex<Option<Instant>>,
 }
@@ -285,8 +311,7 @@ impl Supervised {
                 limit: spec.output_tail_bytes.max(1),
             }),
             stop_requested: AtomicBool::new(false),
-            timed_out: AtomicBool::new(false),
-            ready: AtomicBool::new(false),
+            leader_exited: AtomicBool::new(false),
             kill_at: Mutex::new(None),
         });
         let (line_tx, line_rx) = watch::channel(false);
@@ -318,27 +343,42 @@ impl Supervised {
             )));
         }
 
+        // With `Spawned`, readiness passed when `spawn` returned: decided here, before any task
+        // runs, so an exit however early is `Crashed`.
+        let spawned = spec.readiness == Readiness::Spawned;
+        let (outcome_tx, mut outcome_rx) = watch::channel(spawned.then_some(StartOutcome::Ready));
+        let (ready_tx, ready_rx) = watch::channel(spawned.then_some(Ok(())));
+        // Set once the group is gone and its output drained: the start phase is over.
+        let (gone_tx, gone_rx) = watch::channel(false);
+
         let (exit_tx, exit_rx) = watch::channel(None);
         let watcher_shared = shared.clone();
         tokio::spawn(async move {
             let status = child.wait().await;
+            watcher_shared.leader_exited.store(true, Ordering::SeqCst);
             // Take the group down with the leader, and wait until no member is left.
             reap_group(&watcher_shared).await;
             for reader in readers {
                 let _ = tokio::time::timeout(Duration::from_millis(200), reader).await;
             }
+            let _ = gone_tx.send(true);
+            // The readiness task answers promptly once `gone` is set (an HTTP probe in flight
+            // finishes first, bounded by its timeout); a dropped task means it never passed.
+            let outcome = outcome_rx
+                .wait_for(Option::is_some)
+                .await
+                .ok()
+                .and_then(|o| *o)
+                .unwrap_or(StartOutcome::NotReady);
             let (code, signal) = match &status {
                 Ok(status) => (status.code(), platform::exit_signal(status)),
                 Err(_) => (None, None),
             };
-            let kind = if watcher_shared.timed_out.load(Ordering::SeqCst) {
-                ExitKind::StartTimeout
-            } else if watcher_shared.stop_requested.load(Ordering::SeqCst) {
-                ExitKind::Stopped
-            } else if watcher_shared.ready.load(Ordering::SeqCst) {
-                ExitKind::Crashed
-            } else {
-                ExitKind::FailedToStart
+            let kind = match outcome {
+                StartOutcome::TimedOut => ExitKind::StartTimeout,
+                _ if watcher_shared.stop_requested.load(Ordering::SeqCst) => ExitKind::Stopped,
+                StartOutcome::Ready => ExitKind::Crashed,
+                StartOutcome::NotReady => ExitKind::FailedToStart,
             };
             let _ = exit_tx.send(Some(ExitReport {
                 kind,
@@ -348,43 +388,63 @@ impl Supervised {
             }));
         });
 
-        let (ready_tx, ready_rx) = watch::channel(None);
-        let deadline = Instant::now() + spec.start_timeout;
-        let ready_shared = shared.clone();
-        let mut exit_for_ready = exit_rx.clone();
-        let readiness = spec.readiness.clone();
-        tokio::spawn(async move {
-            let outcome = tokio::select! {
-                ready = wait_ready(readiness, line_rx) => ready,
-                _ = tokio::time::sleep_until(deadline.into()) => false,
-                _ = exit_for_ready.wait_for(Option::is_some) => false,
-            };
-            if outcome && exit_for_ready.borrow().is_none() {
-                ready_shared.ready.store(true, Ordering::SeqCst);
-                let _ = ready_tx.send(Some(Ok(())));
-                return;
-            }
-            if exit_for_ready.borrow().is_none()
-                && !ready_shared.stop_requested.load(Ordering::SeqCst)
-            {
-                // Timed out: kill it at once, so the report comes within the timeout + a little.
-                ready_shared.timed_out.store(true, Ordering::SeqCst);
-                ready_shared.signal_group(Signal::Kill);
-            }
-            let report = exit_for_ready
-                .wait_for(Option::is_some)
-                .await
-                .map(|r| r.clone());
-            let Ok(Some(report)) = report else {
-                return;
-            };
-            let not_ready = if report.kind == ExitKind::StartTimeout {
-                NotReady::TimedOut(report)
-            } else {
-                NotReady::Exited(report)
-            };
-            let _ = ready_tx.send(Some(Err(not_ready)));
-        });
+        if !spawned {
+            let deadline = Instant::now().checked_add(spec.start_timeout);
+            let ready_shared = shared.clone();
+            let mut exit_for_ready = exit_rx.clone();
+            let readiness = spec.readiness.clone();
+            tokio::spawn(async move {
+                let timeout_shared = ready_shared.clone();
+                let timed_out = async move {
+                    match deadline {
+                        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+                        None => std::future::pending().await,
+                    }
+                    // A child that exited on its own before the deadline is judged by what it
+                    // did (the readiness branch), not killed as late.
+                    if timeout_shared.leader_exited.load(Ordering::SeqCst) {
+                        std::future::pending::<()>().await;
+                    }
+                };
+                let outcome = tokio::select! {
+                    // Biased: readiness that passed wins over a deadline reached in the same poll.
+                    biased;
+                    ready = wait_ready(readiness, line_rx, gone_rx) => {
+                        if ready { StartOutcome::Ready } else { StartOutcome::NotReady }
+                    }
+                    _ = timed_out => {
+                        if ready_shared.stop_requested.load(Ordering::SeqCst) {
+                            StartOutcome::NotReady
+                        } else {
+                            StartOutcome::TimedOut
+                        }
+                    }
+                };
+                let _ = outcome_tx.send(Some(outcome));
+                match outcome {
+                    StartOutcome::Ready => {
+                        let _ = ready_tx.send(Some(Ok(())));
+                        return;
+                    }
+                    // Kill it at once, so the report comes within the timeout + a little.
+                    StartOutcome::TimedOut => ready_shared.signal_group(Signal::Kill),
+                    StartOutcome::NotReady => {}
+                }
+                let report = exit_for_ready
+                    .wait_for(Option::is_some)
+                    .await
+                    .map(|r| r.clone());
+                let Ok(Some(report)) = report else {
+                    return;
+                };
+                let not_ready = if report.kind == ExitKind::StartTimeout {
+                    NotReady::TimedOut(report)
+                } else {
+                    NotReady::Exited(report)
+                };
+                let _ = ready_tx.send(Some(Err(not_ready)));
+            });
+        }
 
         Ok(Supervised {
             pid,
@@ -515,23 +575,44 @@ async fn read_output(
     }
 }
 
-async fn wait_ready(readiness: Readiness, mut line_seen: watch::Receiver<bool>) -> bool {
+/// Resolves `true` once readiness passes, `false` once the child is gone without it (`gone`
+/// is set only after the group is dead and its output drained, so what the child did decides).
+async fn wait_ready(
+    readiness: Readiness,
+    mut line_seen: watch::Receiver<bool>,
+    mut gone: watch::Receiver<bool>,
+) -> bool {
     match readiness {
         Readiness::Spawned => true,
         Readiness::OutputLine(_) => {
-            if line_seen.wait_for(|seen| *seen).await.is_ok() {
-                true
-            } else {
-                // Output ended without the line: the child is exiting; the exit decides.
-                std::future::pending().await
+            tokio::select! {
+                biased;
+                seen = line_seen.wait_for(|seen| *seen) => if seen.is_ok() {
+                    return true;
+                },
+                _ = gone.wait_for(|gone| *gone) => {}
             }
+            // Output ended (or the child is gone): the drained output has the line or never will.
+            let _ = gone.wait_for(|gone| *gone).await;
+            let seen = *line_seen.borrow();
+            seen
         }
         Readiness::Http { url, bearer } => loop {
-            // A short, steady interval: the port opens when the serve is ready, and every
-            // millisecond here is start-up overhead the user waits for.
+            if *gone.borrow() {
+                return false;
+            }
+            // A probe in flight when the child exits is not cut short: a 2xx it got was
+            // answered before the group died. Bounded by the probe's own timeout.
             match http::probe(&url, bearer.as_deref(), Duration::from_secs(2)).await {
                 Ok(status) if (200..300).contains(&status) => return true,
-                _ => tokio::time::sleep(Duration::from_millis(10)).await,
+                // A short, steady interval: the port opens when the serve is ready, and every
+                // millisecond here is start-up overhead the user waits for.
+                _ => tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+                    changed = gone.changed() => if changed.is_err() {
+                        return false;
+                    },
+                },
             }
         },
     }
@@ -704,5 +785,116 @@ mod tests {
     async fn spawn_failure_is_an_error() {
         let err = Supervised::spawn(SupervisorSpec::new("/nonexistent/qvac")).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/qvac"));
+    }
+
+    /// The exit-kind rule (module docs) must not depend on scheduling: the same child, the same
+    /// kind (and readiness outcome), `times` in a row and then `times` at once.
+    async fn kinds_of(
+        times: usize,
+        make: impl Fn() -> SupervisorSpec,
+    ) -> Vec<(bool, ExitKind, Option<i32>)> {
+        async fn one(spec: SupervisorSpec) -> (bool, ExitKind, Option<i32>) {
+            let child = Supervised::spawn(spec).unwrap();
+            let ready = child.ready().await.is_ok();
+            let report = child.exited().await;
+            (ready, report.kind, report.code)
+        }
+        let mut kinds = Vec::new();
+        for _ in 0..times {
+            kinds.push(one(make()).await);
+        }
+        let mut at_once = tokio::task::JoinSet::new();
+        for _ in 0..times {
+            at_once.spawn(one(make()));
+        }
+        kinds.extend(at_once.join_all().await);
+        kinds
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_exit_right_after_spawn_is_ready_then_crashed_50_in_a_row_and_50_at_once() {
+        let kinds = kinds_of(50, || sh("exit 5")).await;
+        assert_eq!(vec![(true, ExitKind::Crashed, Some(5)); 100], kinds);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_exit_right_after_the_ready_line_is_crashed_50_in_a_row_and_50_at_once() {
+        let kinds = kinds_of(50, || {
+            let mut spec = sh("echo READY; exit 5");
+            spec.readiness = Readiness::OutputLine("READY".into());
+            spec
+        })
+        .await;
+        assert_eq!(vec![(true, ExitKind::Crashed, Some(5)); 100], kinds);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_exit_without_the_ready_line_is_failed_to_start_50_in_a_row_and_50_at_once() {
+        let kinds = kinds_of(50, || {
+            let mut spec = sh("echo booting; exit 5");
+            spec.readiness = Readiness::OutputLine("READY".into());
+            spec
+        })
+        .await;
+        assert_eq!(vec![(false, ExitKind::FailedToStart, Some(5)); 100], kinds);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_exit_right_after_answering_http_is_crashed_20_in_a_row_and_20_at_once() {
+        if std::process::Command::new("python3")
+            .arg("-V")
+            .output()
+            .is_err()
+        {
+            eprintln!("skipped: no python3");
+            return;
+        }
+        // 40 distinct free ports: held together while chosen, so no two children share one.
+        let listeners: Vec<_> = (0..40)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let ports = Mutex::new(
+            listeners
+                .iter()
+                .map(|l| l.local_addr().unwrap().port())
+                .collect::<Vec<_>>(),
+        );
+        drop(listeners);
+        // A child that answers one readiness probe 2xx and exits at once: it was ready.
+        let kinds = kinds_of(20, || {
+            let port = ports.lock().unwrap().pop().unwrap();
+            let mut spec = sh(&format!(
+                "exec python3 -c 'import socket;s=socket.socket();\
+                 s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);\
+                 s.bind((\"127.0.0.1\",{port}));s.listen();c,_=s.accept();c.recv(4096);\
+                 c.sendall(b\"HTTP/1.1 200 OK\\r\\ncontent-length: 0\\r\\n\\r\\n\");\
+                 c.close();raise SystemExit(5)'"
+            ));
+            spec.readiness = Readiness::Http {
+                url: format!("http://127.0.0.1:{port}/health"),
+                bearer: None,
+            };
+            spec.start_timeout = Duration::from_secs(20);
+            spec
+        })
+        .await;
+        assert_eq!(vec![(true, ExitKind::Crashed, Some(5)); 40], kinds);
+    }
+
+    #[tokio::test]
+    async fn a_command_that_cannot_be_executed_is_a_spawn_error_not_an_exit() {
+        let dir = tempfile::tempdir().unwrap();
+        let not_executable = dir.path().join("serve");
+        std::fs::write(&not_executable, "#!/bin/sh\nexit 0\n").unwrap();
+        for command in [dir.path().join("missing"), not_executable] {
+            let err = Supervised::spawn(SupervisorSpec::new(&command)).unwrap_err();
+            assert!(
+                err.to_string().contains(&command.display().to_string()),
+                "{err}"
+            );
+        }
+        let mut spec = sh("exit 0");
+        spec.cwd = Some(dir.path().join("no-such-dir"));
+        assert!(Supervised::spawn(spec).is_err(), "a bad cwd fails the exec");
     }
 }

@@ -159,6 +159,7 @@ impl Registry {
 
     /// Removes a fleet's runner logs (`<key>.log`, `<key>.log.1`) and last start failure: what a
     /// private fleet's runner leaves when it ends (a failed start keeps them for its consumer).
+    /// Its exits stay: they are in its shared key's ledger, which the crash-loop cap reads.
     pub fn remove_fleet_logs(&self, key: &str) {
         let log = self.log_path(key);
         for path in [
@@ -166,11 +167,18 @@ impl Registry {
             log,
             self.start_failure_path(key),
             self.health_path(key),
-            self.exits_path(key),
             self.start_output_path(key),
         ] {
             let _ = remove_file_if_present(&path);
         }
+    }
+
+    /// The registry's directory guard (the flock a lock takeover holds): held for a short
+    /// read-modify-replace that several processes may make at once. Waits while another holds it.
+    pub(crate) fn guard(&self) -> Result<std::fs::File, RegistryError> {
+        let file = crate::platform::dir_guard_file(&self.dir).map_err(io_err("open", &self.dir))?;
+        fs4::FileExt::lock(&file).map_err(io_err("lock", &self.dir))?;
+        Ok(file)
     }
 
     /// One attempt at the spawn lock (0600, interoperable with upstream's).

@@ -262,6 +262,16 @@ impl Registry {
         remove_file_if_present(&self.record_path(key))
     }
 
+    /// Removes `<key>.json` only while it holds exactly `record` (what its runner published):
+    /// a record another runner put there since is never removed by name.
+    pub fn remove_own_record(&self, record: &ServeRecord) -> Result<(), RegistryError> {
+        let path = self.record_path(&record.fleet_key);
+        if ServeRecord::read_file(&path).as_ref() != Some(record) {
+            return Ok(());
+        }
+        remove_file_if_present(&path)
+    }
+
     /// One entry per live serve (trusted record), including records upstream wrote.
     pub fn list_serves(&self) -> Result<Vec<ServeInfo>, RegistryError> {
         let mut serves = Vec::new();

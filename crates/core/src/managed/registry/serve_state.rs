@@ -6,7 +6,10 @@
 //! - `<key>.exits`: how the fleet's last serves ended (crashed, hung, stopped, reaped; exit code
 //!   or signal; the output tail), appended by each runner as its serve ends. Consumers read it to
 //!   say why the serve they used exited, and to refuse a start while the fleet is in a crash
-//!   loop; `qvac-managed reset` removes it.
+//!   loop; `qvac-managed reset` removes it. A private fleet (`<key>-priv-<pid>-<hex>`, a new key
+//!   for every attach and respawn) writes to its shared key's ledger, so its crashes count
+//!   toward the same cap; runners of several private fleets may write it at once, so every
+//!   write is made under the registry's directory guard.
 //!
 //! Timestamps are wall-clock milliseconds since the Unix epoch: they are compared across
 //! processes, which share no monotonic clock.
@@ -90,6 +93,29 @@ pub struct ServeExit {
     pub signal: Option<String>,
     #[serde(default)]
     pub output_tail: String,
+    /// The start (its attempt id) whose serve this was: a consumer that started it and found it
+    /// gone right after it became healthy reports this exit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<String>,
+}
+
+impl ServeExit {
+    /// The start failure a consumer reports for a serve that exited right after it became
+    /// healthy (before the consumer could use it): SERVE_EXITED, with its exit status and output.
+    pub fn as_start_failure(&self) -> super::StartFailure {
+        super::StartFailure {
+            code: "SERVE_EXITED".into(),
+            message: format!(
+                "qvac serve exited right after becoming healthy (code={}, signal={}).",
+                self.code.map_or("null".to_owned(), |c| c.to_string()),
+                self.signal.as_deref().unwrap_or("null")
+            ),
+            output_tail: self.output_tail.clone(),
+            exit_code: self.code,
+            signal: self.signal.clone(),
+            attempt: self.attempt.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -115,9 +141,10 @@ impl Registry {
         self.dir.join(format!("{key}.health"))
     }
 
-    /// `<key>.exits`.
+    /// `<key>.exits`; for a private fleet, its shared key's (see the module doc).
     pub fn exits_path(&self, key: &str) -> std::path::PathBuf {
-        self.dir.join(format!("{key}.exits"))
+        let ledger = key.split_once("-priv-").map_or(key, |(shared, _)| shared);
+        self.dir.join(format!("{ledger}.exits"))
     }
 
     pub fn write_health(&self, key: &str, health: &ServeHealth) -> Result<(), RegistryError> {
@@ -134,9 +161,11 @@ impl Registry {
         let _ = std::fs::remove_file(self.health_path(key));
     }
 
-    /// Adds `exit` to `<key>.exits` (the newest [`EXITS_KEPT`] are kept). One runner per fleet
-    /// writes at a time (the spawn lock's owner), so read-modify-replace loses nothing.
+    /// Adds `exit` to `<key>.exits` (the newest [`EXITS_KEPT`] are kept). The read-modify-replace
+    /// is made under the directory guard, so concurrent writers (private fleets sharing a
+    /// ledger) lose nothing.
     pub fn record_exit(&self, key: &str, exit: &ServeExit) -> Result<(), RegistryError> {
+        let _guard = self.guard()?;
         let mut history = self.read_history(key);
         let mut exit = exit.clone();
         if exit.output_tail.len() > EXIT_TAIL_LIMIT {
@@ -247,6 +276,7 @@ mod tests {
             code: Some(1),
             signal: None,
             output_tail: format!("tail {at}"),
+            attempt: None,
         }
     }
 

@@ -3,12 +3,20 @@
 //! its serve itself, recording the exit as `stopped`; a serve still alive after `grace` is
 //! killed, and a runner still alive after that too. Only a runner proven to be the record's
 //! (pid and start time, or its command line) is ever signalled.
+//!
+//! A fleet that is starting (no record yet) is stopped too: once its spawn lock names a live
+//! runner of this fleet (start time recorded in the lock, command line naming the fleet's key),
+//! that runner is asked to stop; it drops the start (the serve's tree with it) and writes
+//! `SERVE_STOPPED` as the start's failure, so every consumer waiting on the start gets that
+//! error instead of starting it again. While the lock still names the consumer that is launching
+//! the runner, the stop waits (bounded) for the handover.
 
 use std::time::{Duration, Instant};
 
-use super::{RecordState, Registry, RegistryError};
+use super::{RecordState, Registry, RegistryError, StartFailure};
+use crate::pid_lock::LockHolder;
 use crate::platform::Signal;
-use crate::process::ProcessIdentity;
+use crate::process::{Liveness, ProcessIdentity};
 
 /// What became of a stop request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,6 +31,8 @@ pub enum StopOutcome {
         forced: bool,
         took: Duration,
     },
+    /// A start in progress (no serve published yet) was stopped: its runner is gone.
+    StoppedStarting { runner_pid: i32, took: Duration },
     /// The record's runner pid cannot be proven to be the runner: nothing was signalled.
     NotProven { runner_pid: i32 },
     /// Still alive after every step (a process we may not signal, or a stuck kernel).
@@ -34,7 +44,9 @@ impl StopOutcome {
     /// SERVE_STOP_FAILED message); `None` when it did not fail.
     pub fn failure(&self, key: &str) -> Option<String> {
         match self {
-            StopOutcome::NotRunning | StopOutcome::Stopped { .. } => None,
+            StopOutcome::NotRunning
+            | StopOutcome::Stopped { .. }
+            | StopOutcome::StoppedStarting { .. } => None,
             StopOutcome::NotProven { runner_pid } => Some(format!(
                 "pid {runner_pid} cannot be proven to be this fleet's runner (the record has no start time and its command line does not name the fleet); nothing was signalled; stop it yourself if it is"
             )),
@@ -60,15 +72,33 @@ impl Registry {
         key: &str,
         grace: Duration,
     ) -> Result<StopOutcome, RegistryError> {
-        let RecordState::Trusted(record) = self.read_record(key)? else {
-            return Ok(StopOutcome::NotRunning);
+        let started = Instant::now();
+        // Armed before the first look: a handover or a publish between a look and the wait wakes it.
+        let mut changes = crate::dir_watch::DirWatch::new(
+            self.dir(),
+            &[format!("{key}.lock"), format!("{key}.json")],
+            POLL_START,
+        );
+        let record = loop {
+            if let RecordState::Trusted(record) = self.read_record(key)? {
+                break record;
+            }
+            match self.starting_runner(key)? {
+                Starting::None => return Ok(StopOutcome::NotRunning),
+                Starting::Runner(runner) => {
+                    return Ok(self.stop_start(&runner, grace, started).await);
+                }
+                Starting::Launching if started.elapsed() < HANDOVER_BOUND => {
+                    let _ = tokio::time::timeout(HANDOVER_BOUND, changes.changed()).await;
+                }
+                Starting::Launching => return Ok(StopOutcome::NotRunning),
+            }
         };
         if !record.runner_is_proven() {
             return Ok(StopOutcome::NotProven {
                 runner_pid: record.runner_pid,
             });
         }
-        let started = Instant::now();
         let serve = record.serve_identity();
         let runner = record.runner_identity();
         // Through a handle opened before the identity is re-checked: the pid signalled is the
@@ -99,7 +129,79 @@ impl Registry {
             })
         }
     }
+
+    /// Who is starting fleet `key` now, as its spawn lock says.
+    fn starting_runner(&self, key: &str) -> Result<Starting, RegistryError> {
+        let holder = crate::pid_lock::PidLock::inspect(&self.lock_path(key))?;
+        let Some(LockHolder::Process {
+            identity,
+            liveness: Liveness::Alive,
+        }) = holder
+        else {
+            return Ok(Starting::None);
+        };
+        // A runner is started with `<key>.<pid>.<hex>.runner-params.json`, and its lock records
+        // its start time: both, or it is not provably this fleet's runner.
+        let names_fleet = crate::platform::process_cmdline(identity.pid)
+            .is_some_and(|cmdline| cmdline.contains(&format!("{key}.")));
+        Ok(if identity.start_time.is_some() && names_fleet {
+            Starting::Runner(identity)
+        } else {
+            Starting::Launching
+        })
+    }
+
+    /// Stops a start in progress: its runner is asked, then (after `grace` and a bound) killed.
+    async fn stop_start(
+        &self,
+        runner: &ProcessIdentity,
+        grace: Duration,
+        started: Instant,
+    ) -> StopOutcome {
+        if runner.signal(Signal::Term) && !wait_dead(runner, grace + RUNNER_EXIT_BOUND).await {
+            runner.signal(Signal::Kill);
+            wait_dead(runner, Duration::from_secs(2)).await;
+        }
+        if dead(runner) {
+            StopOutcome::StoppedStarting {
+                runner_pid: runner.pid,
+                took: started.elapsed(),
+            }
+        } else {
+            StopOutcome::StillRunning {
+                serve_pid: 0,
+                runner_pid: runner.pid,
+            }
+        }
+    }
+
+    /// Why a start did not finish when its runner was asked to stop while it started.
+    pub fn stopped_while_starting(&self, key: &str, runner_pid: i32) -> StartFailure {
+        StartFailure {
+            code: "SERVE_STOPPED".into(),
+            message: format!(
+                "the serve of fleet {key} was stopped while it was starting (stopServe(), `qvac-managed stop`, or a signal to its runner pid {runner_pid}); nothing of it runs. Create the provider again, or retry the request, to start it afresh."
+            ),
+            ..StartFailure::default()
+        }
+    }
 }
+
+/// What a fleet with no published serve has going on.
+enum Starting {
+    /// Nothing (no lock, or its holder is dead).
+    None,
+    /// The lock names a live process that is not (yet) this fleet's runner: the consumer
+    /// launching it.
+    Launching,
+    /// This fleet's runner, starting the serve.
+    Runner(ProcessIdentity),
+}
+
+/// How long a stop waits for a launching consumer to hand the spawn lock to its runner.
+const HANDOVER_BOUND: Duration = Duration::from_secs(5);
+/// Where directory events are missing, how often it looks meanwhile.
+const POLL_START: Duration = Duration::from_millis(20);
 
 fn dead(process: &ProcessIdentity) -> bool {
     process.liveness().is_provably_dead()

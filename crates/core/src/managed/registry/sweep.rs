@@ -4,8 +4,8 @@
 //! since a new runner may have published in between.
 //!
 //! Orphans are handled as upstream 0.7.0 handles them, and a record that cannot be proven never
-//! blocks its fleet ([`Registry::displace_record`]): a record whose runner is gone (or is not
-//! provably its runner) while its serve pid runs is judged by what proves the serve ours — its
+//! blocks its fleet ([`Registry::displace_record`]): a record whose runner is gone while its
+//! serve pid runs is judged by what proves the serve ours — its
 //! command line naming the record's config and port, its recorded start time, or an answer on
 //! its own URL with its own key (keyless records anonymously). A serve proven ours is stopped
 //! (the pid, and its group when it leads one) and its record and temp config go. Anything else
@@ -201,14 +201,20 @@ impl Registry {
         }
         // A runner about to publish may have the pid an older record names (reused): that
         // record's runner is not us, and is gone.
-        if record.runner_pid != std::process::id() as i32 && record.runner_is_proven() {
+        let runner_elsewhere = record.runner_pid != std::process::id() as i32;
+        if runner_elsewhere && record.runner_is_proven() {
             return Displaced::LiveRunner;
         }
         let serve = record.serve_identity();
         if serve.liveness() != Liveness::Alive {
             return Displaced::Gone;
         }
-        if serve_proven_ours(key, record).await {
+        // A live process at the runner pid that is not proven the runner may still be it (a
+        // record without start times, an upstream runner): its serve is possibly in use, so it
+        // is never signalled, only its record moved aside.
+        let runner_possibly_live =
+            runner_elsewhere && record.runner_identity().liveness() == Liveness::Alive;
+        if !runner_possibly_live && serve_proven_ours(key, record).await {
             tracing::warn!(fleet = %key, serve = record.serve_pid, "stopping an orphaned serve (its runner is gone)");
             if crate::process::stop_process(&serve, grace).await {
                 return Displaced::Stopped;
