@@ -3,7 +3,7 @@
 // cap, and stopping a shared serve from code.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -322,6 +322,30 @@ describe('stopping a shared serve from code', () => {
     assert.equal(readEvents().filter((e) => e.event === 'started').length, 1, 'nobody started it again');
     await sleep(500);
     assert.equal(readEvents().filter((e) => e.event === 'listening').length, 0, 'nothing listened');
+  });
+
+  test('a stop landing as the start becomes healthy: every waiter gets SERVE_STOPPED or the stopped serve, never a second start', async (t) => {
+    const { registryDir, options, readEvents } = setup(t, { FAKE_SERVE_START_DELAY_MS: '300' });
+    const env = { ...process.env, CONSUMER_OPTIONS: JSON.stringify(options) };
+    for (let round = 0; round < 8; round++) {
+      const go = join(tempDir(t), `go-${round}`);
+      const consumers = Array.from({ length: 3 }, () => spawnFixture(t, 'consumer.mjs', [registryDir, '1', go], { env }));
+      await Promise.all(consumers.map((c) => c.next(event('ready'), 30_000)));
+      const started = readEvents().filter((e) => e.event === 'started').length;
+      const listening = readEvents().filter((e) => e.event === 'listening').length;
+      writeFileSync(go, '');
+      await waitFor(() => readEvents().filter((e) => e.event === 'listening').length > listening, 20_000, 'the serve listens');
+      await sleep(round);
+      const result = await stopServe(options, { registryDir, graceMs: 1_000 });
+      assert.equal(result.stopped, true, `round ${round}: ${JSON.stringify(result)}`);
+      const outcomes = await Promise.all(consumers.map((c) => c.next(event('attached'), 30_000)));
+      for (const o of outcomes) if (o.errors.length) assert.match(o.errors[0], /^SERVE_STOPPED: /, `round ${round}`);
+      await sleep(200);
+      const mine = readEvents().filter((e) => e.event === 'started').slice(started);
+      assert.equal(mine.length, 1, `round ${round}: one start, none after the stop`);
+      assert.equal(running(mine[0].pid), false, `round ${round}: nothing runs after the stop`);
+      await Promise.all(consumers.map((c) => c.finish()));
+    }
   });
 
   test('a stop right after a start began (its runner not launched yet) stops it too', async (t) => {

@@ -5,14 +5,14 @@
 // lifecycle, beside the tests they tighten.)
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 
 import { generateText, streamText } from 'ai';
 
 import { computeFleetKey, createQvac, ensureServe, resolveRunnerPath } from '../dist/index.js';
-import { fixtures, privateTmp, running, tempDir, waitFor, withEnv } from './helpers.mjs';
+import { event, fixtures, privateTmp, running, spawnFixture, tempDir, waitFor, withEnv } from './helpers.mjs';
 
 const fakeServe = join(fixtures, 'fake-serve.mjs');
 const MODEL = 'QWEN3_600M_INST_Q4';
@@ -80,6 +80,29 @@ describe('a serve that dies right after becoming healthy', () => {
       await waitFor(() => !existsSync(join(registryDir, `${computeFleetKey(options)}.lock`)), 10_000, 'lock released');
     }
     assert.ok(exited > 0, 'the serve died before the consumer could use it at least once');
+  });
+});
+
+describe('one start per failure, also right after healthy', () => {
+  test('four consumers waiting on a start whose serve dies right after becoming healthy: one start, none starts it again', async (t) => {
+    const { registryDir, options: base, readEvents } = setup(t, { FAKE_SERVE_EXIT_AFTER_HEALTHY: '1' });
+    const options = { ...base, serveMaxRestarts: 100 };
+    const go = join(tempDir(t), 'go');
+    const env = { ...process.env, CONSUMER_OPTIONS: JSON.stringify(options) };
+    for (let round = 0; round < 3; round++) {
+      const goRound = `${go}-${round}`;
+      const consumers = Array.from({ length: 4 }, () => spawnFixture(t, 'consumer.mjs', [registryDir, '1', goRound], { env }));
+      await Promise.all(consumers.map((c) => c.next(event('ready'), 30_000)));
+      const before = readEvents().filter((e) => e.event === 'started').length;
+      writeFileSync(goRound, '');
+      const outcomes = await Promise.all(consumers.map((c) => c.next(event('attached'), 60_000)));
+      for (const o of outcomes) {
+        // Each got the serve (read just before it died: a later request respawns) or its exit.
+        if (o.errors.length) assert.match(o.errors[0], /^SERVE_EXITED: qvac serve exited right after becoming healthy/);
+      }
+      assert.equal(readEvents().filter((e) => e.event === 'started').length, before + 1, `round ${round}: one start`);
+      await Promise.all(consumers.map((c) => c.finish()));
+    }
   });
 });
 

@@ -215,6 +215,7 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
         );
         return RunnerExit::StartFailed;
     }
+    let healthy_at = now_ms();
     tracing::info!(
         pid = serve.pid(),
         port,
@@ -362,6 +363,7 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
             signal: report.signal_name().map(str::to_owned),
             output_tail: report.output_tail.clone(),
             attempt: Some(params.attempt.clone()),
+            healthy_at: Some(healthy_at),
         };
         if let Err(err) = registry.record_exit(&key, &ended) {
             tracing::warn!(%err, "cannot record how the serve ended");

@@ -210,6 +210,8 @@ async fn attach_or_spawn(
     // The failure already there when we began: older than any start we wait on.
     let seen_failure = failure_attempt(registry, fleet_key)?;
     let deadline = start_deadline(options);
+    // When we began waiting on another process's start (wall clock, as `<key>.exits` records).
+    let mut waiting_since: Option<u64> = None;
     let mut untrusted_since: Option<Instant> = None;
     loop {
         if let Some(failure) = fresh_failure(registry, fleet_key, &seen_failure)? {
@@ -236,6 +238,12 @@ async fn attach_or_spawn(
                 if let Some(record) = usable(state, avoid).await {
                     return Ok(attachment(fleet_key, record, marker, false));
                 }
+                // The start we waited on became healthy and ended before we could use it
+                // (crashed, hung, or stopped): its error is ours too; none of its waiters starts
+                // it again (one start per failure).
+                if let Some(failure) = waited_start_ended(registry, fleet_key, waiting_since) {
+                    return Err(EnsureError::Start(Box::new(failure)));
+                }
                 // Decided under the spawn lock, so every waiter of this start sees it too.
                 if let Some(crash_loop) =
                     registry.crash_loop(fleet_key, options.serve_max_restarts, CRASH_LOOP_WINDOW)
@@ -256,6 +264,7 @@ async fn attach_or_spawn(
                 return result.map(|record| attachment(fleet_key, record, marker, true));
             }
             Err(RegistryError::Lock(PidLockError::Held(held))) => {
+                waiting_since.get_or_insert_with(crate::registry::now_ms);
                 (held.holder.pid(), held.holder.stealable_in())
             }
             Err(other) => return Err(other.into()),
@@ -320,6 +329,26 @@ fn pending_base_url(options: &ManagedOptions) -> String {
 
 /// How long a consumer waits for a live runner to restore a record that is not trusted.
 const UNTRUSTED_RECORD_GRACE: Duration = Duration::from_secs(2);
+
+/// The failure of a start this consumer waited on (since `waiting_since`) whose serve became
+/// healthy while it waited and ended before it could be used: not by an idle reap, which is no
+/// failure (the consumer then starts afresh).
+fn waited_start_ended(
+    registry: &Registry,
+    key: &str,
+    waiting_since: Option<u64>,
+) -> Option<StartFailure> {
+    let since = waiting_since?;
+    registry
+        .read_exits(key)
+        .into_iter()
+        .rev()
+        .find(|e| {
+            e.healthy_at.is_some_and(|at| at >= since)
+                && e.kind != crate::registry::ExitKind::Reaped
+        })
+        .map(|e| e.as_start_failure())
+}
 
 /// The start deadline: `serveStartTimeout` plus a margin for the runner's own start (the runner
 /// enforces the timeout itself; this is the backstop). Durations are bounded, so it cannot overflow.

@@ -41,6 +41,7 @@ pub async fn serve_exited(
                 signal: None,
                 output_tail: String::new(),
                 attempt: None,
+                healthy_at: None,
             };
         }
         tokio::time::sleep(EXIT_RECORD_POLL).await;

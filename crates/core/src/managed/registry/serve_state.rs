@@ -97,19 +97,36 @@ pub struct ServeExit {
     /// gone right after it became healthy reports this exit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempt: Option<String>,
+    /// When its runner published it (ms since the epoch): consumers that were waiting on that
+    /// start when it ended know the exit is theirs to report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy_at: Option<u64>,
 }
 
 impl ServeExit {
-    /// The start failure a consumer reports for a serve that exited right after it became
-    /// healthy (before the consumer could use it): SERVE_EXITED, with its exit status and output.
+    /// The start failure a consumer reports for a serve that ended right after it became
+    /// healthy (before the consumer could use it): SERVE_STOPPED when it was stopped (stopServe,
+    /// `qvac-managed stop`, a signal to its runner), else SERVE_EXITED; with its exit status and
+    /// output.
     pub fn as_start_failure(&self) -> super::StartFailure {
-        super::StartFailure {
-            code: "SERVE_EXITED".into(),
-            message: format!(
-                "qvac serve exited right after becoming healthy (code={}, signal={}).",
-                self.code.map_or("null".to_owned(), |c| c.to_string()),
-                self.signal.as_deref().unwrap_or("null")
+        let status = format!(
+            "code={}, signal={}",
+            self.code.map_or("null".to_owned(), |c| c.to_string()),
+            self.signal.as_deref().unwrap_or("null")
+        );
+        let (code, message) = match self.kind {
+            ExitKind::Stopped => (
+                "SERVE_STOPPED",
+                format!("the serve was stopped right after it became healthy, before it could be used (stopServe(), `qvac-managed stop`, or a signal to its runner; {status}). Create the provider again, or retry the request, to start it afresh."),
             ),
+            _ => (
+                "SERVE_EXITED",
+                format!("qvac serve exited right after becoming healthy ({status})."),
+            ),
+        };
+        super::StartFailure {
+            code: code.into(),
+            message,
             output_tail: self.output_tail.clone(),
             exit_code: self.code,
             signal: self.signal.clone(),
@@ -277,6 +294,7 @@ mod tests {
             signal: None,
             output_tail: format!("tail {at}"),
             attempt: None,
+            healthy_at: None,
         }
     }
 
