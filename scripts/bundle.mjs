@@ -72,3 +72,36 @@ const stray = imports.filter(({ path }) => !external.some((e) => (e.endsWith('*'
 if (stray.length) throw new Error(`bundle.mjs: dist/index.js still imports ${stray.map((i) => i.path).join(', ')}`);
 // A bare `require` would have no definition in an ES module.
 if ((await readFile(outfile, 'utf8')).includes('var __require =')) throw new Error('bundle.mjs: dist/index.js calls require(), which an ES module does not have');
+
+// The Bare entry (package.json exports' `bare` condition): dist/bare.js with the host modules
+// swapped for Bare's (runtime.ts -> runtime-bare.ts, platform.cts's loadAddon -> addon-bare.ts).
+// It may import nothing but Bare's own modules, and no Node builtin or `process` may remain.
+const bareOutfile = join(root, 'dist', 'bare.js');
+const bareExternal = ['bare-signals'];
+const bareHost = {
+  name: 'bare-host',
+  setup(build) {
+    const swap = { './runtime.js': './runtime-bare.js', './platform.cjs': './addon-bare.js' };
+    build.onResolve({ filter: /^\.\/(runtime\.js|platform\.cjs)$/ }, ({ path, resolveDir }) => ({ path: join(resolveDir, swap[path]) }));
+    build.onResolve({ filter: /^node:/ }, ({ path, importer }) => ({ errors: [{ text: `${path} (imported by ${importer}) is not available in Bare` }] }));
+  }
+};
+const bare = await build({
+  entryPoints: [bareOutfile],
+  outfile: bareOutfile,
+  allowOverwrite: true,
+  bundle: true,
+  platform: 'neutral',
+  format: 'esm',
+  target: 'es2022',
+  keepNames: true,
+  external: bareExternal,
+  plugins: [bareHost],
+  metafile: true,
+  logLevel: 'warning'
+});
+const bareImports = Object.values(bare.metafile.outputs).flatMap((output) => output.imports);
+const bareStray = bareImports.filter(({ path }) => !bareExternal.includes(path));
+if (bareStray.length) throw new Error(`bundle.mjs: dist/bare.js imports ${bareStray.map((i) => i.path).join(', ')}`);
+const bareSource = await readFile(bareOutfile, 'utf8');
+if (/\bprocess\.|__dirname|var __require =/.test(bareSource)) throw new Error('bundle.mjs: dist/bare.js uses process, __dirname or require, which Bare does not have');

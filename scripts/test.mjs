@@ -3,7 +3,7 @@
 // the installed-package suite (pack, install the tarballs without Rust, test there), every
 // platform package packed, the Windows lane under Wine and the linux-arm64 lane under qemu-user.
 // Usage: npm test            (everything)
-//        npm test -- --only=node20,bun   (a subset: check, targets, cargo, node20, node22, bun, faults, installed, pack, windows, arm64)
+//        npm test -- --only=node20,bun   (a subset: check, targets, cargo, node20, node22, bun, faults, installed, bare, pack, windows, arm64)
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -32,6 +32,9 @@ const steps = [
   ['faults', machineNode, ['--test', '--test-concurrency=1', 'faults/']],
   // The package as users get it: tarballs from `npm run pack:local`, installed with no Rust on PATH.
   ['installed', machineNode, [join('scripts', 'test-installed.mjs')]],
+  // The worker-side API in Bare (the QVAC SDK worker's runtime): the tarballs installed with
+  // bare-runtime@1.31.0 and the newest Bare binary, driven by __test__/bare/bare.test.mjs.
+  ['bare', machineNode, [join('scripts', 'test-bare.mjs')]],
   // Every platform package built and packed (`npm run pack:targets`: formats, run bits, darwin
   // signatures checked in the tarballs).
   ['pack', machineNode, [join('scripts', 'pack-targets.mjs')]],

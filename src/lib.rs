@@ -8,6 +8,7 @@
 mod errors;
 mod guard;
 mod held;
+mod host;
 mod js_value;
 mod locks;
 mod managed;

@@ -191,9 +191,14 @@ export class RetryExhaustedError extends QvacError {
   }
 }
 
-/** The standard AbortError (a DOMException), as fetch and timers reject with. */
+/**
+ * The standard AbortError (a DOMException), as fetch and timers reject with. Bare has no
+ * DOMException: there it is an Error named `AbortError` with `.code` `ABORT_ERR`, which is what
+ * bare-abort-controller's own aborts look like.
+ */
 export function abortError(message: string): DOMException {
-  return new DOMException(message, 'AbortError');
+  if (typeof DOMException === 'function') return new DOMException(message, 'AbortError');
+  return Object.assign(new Error(message), { name: 'AbortError', code: 'ABORT_ERR' }) as unknown as DOMException;
 }
 
 /** Turns a native error value into its class. The one place codes become classes. */

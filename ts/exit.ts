@@ -1,12 +1,8 @@
 // At exit: release the locks and markers this environment holds and kill its supervised children.
 import * as native from './native.js';
+import { isMainThread, onceAtExit } from './runtime.js';
 
-/**
- * `worker_threads.isMainThread`, looked up when asked: importing node:worker_threads loads Node's
- * stream and worker internals (~2 ms), which most processes never need. A worker thread has
- * already loaded it; the main thread loads it at its exit (or at its shutdown's safety net).
- */
-export const isMainThread = (): boolean => process.getBuiltinModule('node:worker_threads').isMainThread;
+export { isMainThread };
 
 // What an environment (the main thread, or a worker thread) holds is let go when it exits,
 // however the exit comes ('exit' runs for a normal end, process.exit() and uncaught exceptions).
@@ -16,7 +12,7 @@ export const isMainThread = (): boolean => process.getBuiltinModule('node:worker
 // the workers (their cleanup hooks run), Bun does not, and their children must not outlive us.
 // The native environment cleanup hook covers what 'exit' does not (worker.terminate()); all of
 // this is idempotent.
-process.once('exit', () => {
+onceAtExit(() => {
   if (isMainThread()) {
     native.releaseProcessLocks();
     native.killProcessSupervised();

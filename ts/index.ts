@@ -58,7 +58,8 @@ export type {
   InstallShutdownOptions,
   ShutdownCoordinator,
   CleanupReport,
-  CleanupResult
+  CleanupResult,
+  RequestCleanupOptions
 } from './shutdown.js';
 export { createQvac, qvac, DEFAULT_API_KEY, DEFAULT_BASE_URL } from './provider/index.js';
 export type { QvacOptions, QvacExternalOptions, QvacManagedOptions, QvacProvider, ManagedQvacProvider } from './provider/index.js';

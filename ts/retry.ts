@@ -1,5 +1,5 @@
 // retry() and singleFlight(): the native backoff policy driven from the event loop, never blocking it.
-import { setTimeout as sleep } from 'node:timers/promises';
+import { sleep } from './runtime.js';
 
 import { functionArg, numberArg, optionalFunctionArg, optionsArg, signalArg } from './args.js';
 import { abortReason } from './cancel.js';

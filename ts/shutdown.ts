@@ -1,11 +1,19 @@
 // The shutdown coordinator for SDK workers and Electron main processes, and requestCleanup for parents.
-import type { ChildProcess } from 'node:child_process';
-import { setTimeout as sleep } from 'node:timers/promises';
-
 import { booleanArg, millisArg, optionalFunctionArg, optionsArg, received } from './args.js';
 import { InvalidOptionError } from './errors.js';
-import { isMainThread } from './exit.js';
+import './exit.js';
 import * as native from './native.js';
+import {
+  exitProcess,
+  isMainThread,
+  isWindows,
+  offProcessEvent,
+  onProcessEvent,
+  parentChannel,
+  sleep,
+  type ChildProcess,
+  type ProcessEvent
+} from './runtime.js';
 
 /** Something to close at shutdown: `close()` or `unload()`, sync or async. */
 export interface ShutdownResource {
@@ -158,15 +166,16 @@ export function installShutdownHandlers(optionsIn?: InstallShutdownOptions): Shu
       await close();
     } finally {
       releaseLock();
-      process.exit(code);
+      exitProcess(code);
     }
   };
 
-  const onSignal = (signal: NodeJS.Signals): void => {
+  const onSignal = (value: unknown): void => {
+    const signal = value as 'SIGTERM' | 'SIGINT';
     if (shuttingDown) {
       // A second signal during cleanup: stop waiting.
       releaseLock();
-      process.exit(signal === 'SIGINT' ? 130 : 143);
+      exitProcess(signal === 'SIGINT' ? 130 : 143);
     }
     void shutdown(0, signal);
   };
@@ -174,7 +183,7 @@ export function installShutdownHandlers(optionsIn?: InstallShutdownOptions): Shu
     logger.error?.(`${origin}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
     if (shuttingDown) {
       releaseLock();
-      process.exit(1);
+      exitProcess(1);
     }
     // A crash is never graceful: exit 1 even if the crash hook or cleanup succeeds.
     shuttingDown = true;
@@ -189,29 +198,30 @@ export function installShutdownHandlers(optionsIn?: InstallShutdownOptions): Shu
         await close();
       } finally {
         releaseLock();
-        process.exit(1);
+        exitProcess(1);
       }
     })();
   };
   const onUncaught = onCrash('uncaughtException');
   const onUnhandled = onCrash('unhandledRejection');
   const onDisconnect = (): void => void shutdown(0, 'ipc-disconnect');
+  const channel = options.ipc !== false ? parentChannel() : undefined;
   const onMessage = (msg: unknown): void => {
     if (!isShutdownMessage(msg)) return;
     void close().then((report) => {
-      if (process.connected) process.send?.({ type: ACK_MESSAGE, ok: report.failed.length === 0, ...report });
+      if (channel?.connected) channel.send({ type: ACK_MESSAGE, ok: report.failed.length === 0, ...report });
     });
   };
 
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
-  process.on('uncaughtException', onUncaught);
-  process.on('unhandledRejection', onUnhandled);
-  const withIpc = options.ipc !== false && typeof process.send === 'function';
-  if (withIpc) {
-    process.on('disconnect', onDisconnect);
-    process.on('message', onMessage);
-  }
+  const listeners: [ProcessEvent, (value: unknown) => void][] = [
+    ['SIGTERM', onSignal],
+    ['SIGINT', onSignal],
+    ['uncaughtException', onUncaught],
+    ['unhandledRejection', onUnhandled]
+  ];
+  for (const [event, listener] of listeners) onProcessEvent(event, listener);
+  channel?.on('disconnect', onDisconnect);
+  channel?.on('message', onMessage);
 
   return {
     get shuttingDown() {
@@ -223,14 +233,9 @@ export function installShutdownHandlers(optionsIn?: InstallShutdownOptions): Shu
     close,
     shutdown,
     uninstall() {
-      process.off('SIGTERM', onSignal);
-      process.off('SIGINT', onSignal);
-      process.off('uncaughtException', onUncaught);
-      process.off('unhandledRejection', onUnhandled);
-      if (withIpc) {
-        process.off('disconnect', onDisconnect);
-        process.off('message', onMessage);
-      }
+      for (const [event, listener] of listeners) offProcessEvent(event, listener);
+      channel?.off('disconnect', onDisconnect);
+      channel?.off('message', onMessage);
     }
   };
 }
@@ -273,20 +278,32 @@ export interface CleanupResult {
   note: string;
 }
 
+export interface RequestCleanupOptions {
+  /** How long to wait for the ack. Default 10000. */
+  timeoutMs?: number;
+  /** SIGTERM-to-SIGKILL grace once the worker is asked to exit. Default 3000. */
+  graceMs?: number;
+  /**
+   * The caller's own "ask the worker to clean up" for a worker without Node IPC (the QVAC SDK's
+   * Bare worker over its own socket, started with `bare-runtime/spawn`): resolves on the worker's
+   * ack, with its report (`{ closed, failed }`) if it sent one. Default: `__shutdown__` over IPC.
+   */
+  request?: () => Promise<unknown>;
+}
+
 /**
- * Parent side: asks an IPC worker to clean up (`__shutdown__`), waits for its ack, then
- * terminates it (SIGTERM, SIGKILL after `graceMs`; `kill()` on Windows). Without an ack within
- * `timeoutMs` it terminates the worker anyway and says so.
+ * Parent side: asks a worker to clean up — `__shutdown__` over its IPC channel, or the caller's
+ * own `request()` — waits for its ack, then terminates it (SIGTERM, SIGKILL after `graceMs`;
+ * `kill()` on Windows). Without an ack within `timeoutMs` it terminates the worker anyway and
+ * says so.
  */
-export async function requestCleanup(
-  child: ChildProcess,
-  options: { timeoutMs?: number; graceMs?: number } = {}
-): Promise<CleanupResult> {
+export async function requestCleanup(child: ChildProcess, options: RequestCleanupOptions = {}): Promise<CleanupResult> {
   const worker = child as Partial<ChildProcess> | null;
   if (typeof worker !== 'object' || worker === null || typeof worker.kill !== 'function' || typeof worker.once !== 'function') {
     throw InvalidOptionError.because('worker', worker === null ? 'null' : typeof worker, 'a ChildProcess (from fork)');
   }
   optionsArg('options', options);
+  optionalFunctionArg('request', options.request);
   const timeoutMs = millisArg('timeoutMs', options.timeoutMs, 10_000);
   const graceMs = millisArg('graceMs', options.graceMs, 3000);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
@@ -296,7 +313,20 @@ export async function requestCleanup(
   let acked = false;
   let report: CleanupReport | undefined;
   let timedOut = false;
-  if (child.connected) {
+  const { request } = options;
+  if (request) {
+    const ack = Promise.resolve()
+      .then(request)
+      .then((answer) => {
+        const { closed, failed } = (answer ?? {}) as Partial<CleanupReport>;
+        if (Array.isArray(closed) && Array.isArray(failed)) report = { closed, failed };
+        return 'ack' as const;
+      });
+    // A request that fails is no ack: the worker is terminated anyway.
+    const outcome = await Promise.race([ack.catch(() => 'failed' as const), exited.then(() => 'exit' as const), sleep(timeoutMs, 'timeout' as const, { ref: false })]);
+    acked = outcome === 'ack';
+    timedOut = outcome === 'timeout';
+  } else if (child.connected) {
     const ack = new Promise<'ack'>((resolve) => {
       const onMessage = (msg: unknown): void => {
         if (typeof msg === 'object' && msg !== null && (msg as { type?: unknown }).type === ACK_MESSAGE) {
@@ -315,7 +345,7 @@ export async function requestCleanup(
   }
   const terminate = (signal: NodeJS.Signals): void => {
     if (child.exitCode !== null || child.signalCode !== null) return;
-    if (process.platform === 'win32') child.kill();
+    if (isWindows()) child.kill();
     else child.kill(signal);
   };
   terminate('SIGTERM');
@@ -325,6 +355,8 @@ export async function requestCleanup(
     ? 'worker cleaned up and was terminated'
     : timedOut
       ? `worker did not acknowledge cleanup within ${timeoutMs} ms; terminated it anyway`
-      : 'worker had no IPC channel or exited before acknowledging; terminated it';
+      : request
+        ? 'the cleanup request failed or the worker exited before acknowledging; terminated it'
+        : 'worker had no IPC channel or exited before acknowledging; terminated it';
   return { acked, timedOut, report, code: final.code, signal: final.signal, note };
 }
