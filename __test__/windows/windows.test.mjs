@@ -113,7 +113,9 @@ test('createQvac: the fake serve is found as node_modules/@qvac/cli and run by n
   const qvac = await createQvac({ mode: 'managed', models: [model], registryDir, serveIdleTimeout: 200 });
   assert.match(qvac.baseURL, /^http:\/\/127\.0\.0\.1:\d+\/v1$/);
   // The first direct request to baseURL with the global fetch (undici), right after createQvac.
-  const listed = await fetch(`${qvac.baseURL}/models`, { headers: { authorization: `Bearer ${qvac.apiKey}` } });
+  // Another client's pooled keep-alive socket would keep the serve (it counts as a client): this
+  // one asks the serve to close it, so the reap below measures the provider alone.
+  const listed = await fetch(`${qvac.baseURL}/models`, { headers: { authorization: `Bearer ${qvac.apiKey}`, connection: 'close' } });
   assert.equal(listed.status, 200);
   assert.equal((await listed.json()).data.length, 1, 'the one model it serves');
   assert.ok(running(qvac.pid));
