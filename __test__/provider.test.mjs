@@ -152,10 +152,11 @@ describe('createQvac managed mode', () => {
       [{ models: [MODEL], serveHost: '' }, 'INVALID_OPTION', 'InvalidOptionError'],
       [{ models: [MODEL], serveBinPath: '/nonexistent/qvac' }, 'CLI_NOT_FOUND', 'CliNotFoundError']
     ];
-    // Runner logs and start-failure notes of earlier tests in this home are not leftovers.
+    // Runner logs, start-failure notes and the exits and watchdog files (with their temp files
+    // while a runner rewrites them) of earlier tests' serves in this home are not leftovers.
     const registryFiles = () =>
       existsSync(join(home, '.qvac', 'managed-serves'))
-        ? readdirSync(join(home, '.qvac', 'managed-serves')).filter((f) => !f.endsWith('.error') && !f.endsWith('.log') && !/\.exits(\.\d+\.[0-9a-f]+\.tmp)?$/.test(f)).sort()
+        ? readdirSync(join(home, '.qvac', 'managed-serves')).filter((f) => !f.endsWith('.error') && !f.endsWith('.log') && !/\.(exits|health)(\.\d+\.[0-9a-f]+\.tmp)?$/.test(f)).sort()
         : [];
     const before = registryFiles();
     for (const [options, code, name] of cases) {

@@ -358,8 +358,11 @@ impl Supervised {
             watcher_shared.leader_exited.store(true, Ordering::SeqCst);
             // Take the group down with the leader, and wait until no member is left.
             reap_group(&watcher_shared).await;
+            // Once the group is gone the pipes end at once, unless a process that left the
+            // group (a daemon) holds them: bounded for that case only, and long enough that a
+            // loaded or emulated machine still reads what the child wrote before deciding.
             for reader in readers {
-                let _ = tokio::time::timeout(Duration::from_millis(200), reader).await;
+                let _ = tokio::time::timeout(OUTPUT_DRAIN_BOUND, reader).await;
             }
             let _ = gone_tx.send(true);
             // The readiness task answers promptly once `gone` is set (an HTTP probe in flight
@@ -574,6 +577,9 @@ async fn read_output(
         }
     }
 }
+
+/// How long the exit watcher waits for the output to end after the child's group is gone.
+const OUTPUT_DRAIN_BOUND: Duration = Duration::from_secs(2);
 
 /// Resolves `true` once readiness passes, `false` once the child is gone without it (`gone`
 /// is set only after the group is dead and its output drained, so what the child did decides).
