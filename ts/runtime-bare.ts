@@ -5,6 +5,10 @@
 import Signal from 'bare-signals';
 
 import { abortError } from './errors.js';
+// Types only (erased): the contract this module implements for Bare.
+import type { ParentChannel, ProcessEvent } from './runtime.js';
+
+export type { ParentChannel, ProcessEvent };
 
 export function sleep<T>(ms: number, value?: T, options: { signal?: AbortSignal; ref?: boolean } = {}): Promise<T> {
   const { signal, ref = true } = options;
@@ -22,8 +26,6 @@ export function sleep<T>(ms: number, value?: T, options: { signal?: AbortSignal;
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
-
-export type ProcessEvent = 'SIGTERM' | 'SIGINT' | 'uncaughtException' | 'unhandledRejection';
 
 /** One bare-signals handle per signal, started while it has listeners, never keeping Bare alive. */
 const signals = new Map<string, { handle: Signal; listeners: Set<(value: unknown) => void> }>();
@@ -75,13 +77,6 @@ export function exitProcess(code: number): never {
 export const isMainThread = (): boolean => true;
 
 export const isWindows = (): boolean => Bare.platform === 'win32';
-
-export interface ParentChannel {
-  readonly connected: boolean;
-  send(message: unknown): void;
-  on(event: 'message' | 'disconnect', listener: (message?: unknown) => void): void;
-  off(event: 'message' | 'disconnect', listener: (message?: unknown) => void): void;
-}
 
 /** Bare has no Node IPC: the SDK's worker uses its own socket (see the README). */
 export function parentChannel(): ParentChannel | undefined {

@@ -11,7 +11,7 @@
 //! the fallbacks below (no start time, no boot id, no flock holder lookup): liveness then rests
 //! on `kill(pid, 0)` alone, which cannot tell a reused pid from the original holder.
 
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr};
 
 /// What delivers directory changes here (named by `doctor`).
 #[cfg(target_os = "linux")]
@@ -243,9 +243,11 @@ pub use fallback::{
 
 /// Established TCP connections accepted on local `port` at any address (from any process),
 /// except those whose peer port is in `except_peers`; `None` where they cannot be counted. One
-/// read of the whole socket table: the runner's recount uses [`serve_connections`] instead.
+/// read of the whole socket table: the runner's recount uses [`serve_connections`] instead, so
+/// only the Linux table-reading tests use it.
+#[cfg(all(test, target_os = "linux"))]
 pub fn tcp_connections_to(port: u16, except_peers: &[u16]) -> Option<u32> {
-    let any = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port);
+    let any = std::net::SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port);
     tcp_connections_to_each(&[any], except_peers).and_then(|counts| counts.first().copied())
 }
 

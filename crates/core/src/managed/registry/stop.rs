@@ -89,7 +89,8 @@ impl Registry {
                     return Ok(self.stop_start(&runner, grace, started).await);
                 }
                 Starting::Launching if started.elapsed() < HANDOVER_BOUND => {
-                    let _ = tokio::time::timeout(HANDOVER_BOUND, changes.changed()).await;
+                    let left = HANDOVER_BOUND.saturating_sub(started.elapsed());
+                    let _ = tokio::time::timeout(left, changes.changed()).await;
                 }
                 Starting::Launching => return Ok(StopOutcome::NotRunning),
             }
@@ -106,15 +107,8 @@ impl Registry {
         if !runner.signal(Signal::Term) {
             return Ok(StopOutcome::NotRunning);
         }
-        let mut forced = false;
-        if !wait_dead(&serve, grace + Duration::from_secs(1)).await {
-            forced = serve.signal(Signal::Kill);
-            wait_dead(&serve, Duration::from_secs(2)).await;
-        }
-        if !wait_dead(&runner, RUNNER_EXIT_BOUND).await {
-            runner.signal(Signal::Kill);
-            wait_dead(&runner, Duration::from_secs(2)).await;
-        }
+        let forced = wait_or_kill(&serve, grace + Duration::from_secs(1)).await;
+        wait_or_kill(&runner, RUNNER_EXIT_BOUND).await;
         if dead(&serve) && dead(&runner) {
             Ok(StopOutcome::Stopped {
                 serve_pid: record.serve_pid,
@@ -158,9 +152,8 @@ impl Registry {
         grace: Duration,
         started: Instant,
     ) -> StopOutcome {
-        if runner.signal(Signal::Term) && !wait_dead(runner, grace + RUNNER_EXIT_BOUND).await {
-            runner.signal(Signal::Kill);
-            wait_dead(runner, Duration::from_secs(2)).await;
+        if runner.signal(Signal::Term) {
+            wait_or_kill(runner, grace + RUNNER_EXIT_BOUND).await;
         }
         if dead(runner) {
             StopOutcome::StoppedStarting {
@@ -206,6 +199,20 @@ const POLL_START: Duration = Duration::from_millis(20);
 fn dead(process: &ProcessIdentity) -> bool {
     process.liveness().is_provably_dead()
 }
+
+/// Waits up to `bound` for `process` to be gone; if it is not, kills it and waits (bounded)
+/// for that. True when it had to be killed.
+async fn wait_or_kill(process: &ProcessIdentity, bound: Duration) -> bool {
+    if wait_dead(process, bound).await {
+        return false;
+    }
+    let killed = process.signal(Signal::Kill);
+    wait_dead(process, KILL_WAIT).await;
+    killed
+}
+
+/// How long a killed process may take to be gone.
+const KILL_WAIT: Duration = Duration::from_secs(2);
 
 /// Waits up to `bound` for `process` to be provably gone; true if it is.
 async fn wait_dead(process: &ProcessIdentity, bound: Duration) -> bool {
