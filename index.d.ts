@@ -267,6 +267,19 @@ export interface NativeUnverifiedRecord {
   removeWith: string
 }
 
+export declare function nodeApiHostReport(): NodeApiHostReport
+
+/**
+ * `nodeApiHostReport()`: what this process's JS host did with the addon's threadsafe functions (src/host/): how many
+ * were created through the workaround, and in which argument order the host called their
+ * finalizers. A diagnostic: `created` stays 0 only if the calls do not go through it.
+ */
+export interface NodeApiHostReport {
+  threadsafeFunctionsCreated: number
+  finalizedInNodeApiOrder: number
+  finalizedInSwappedOrder: number
+}
+
 export interface OptionsOutcome {
   options?: CheckedManagedOptions
   error?: NativeError

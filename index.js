@@ -773,7 +773,7 @@ if (
   }
 }
 
-const { NativeBackoff, NativeCancelToken, NativeSupervised, armSafetyNet, checkRetryOptions, checkSupervisedOptions, disarmSafetyNet, ensureServe, fileLockAcquire, fileLockTryAcquire, isLockHeld, killEnvSupervised, killProcessSupervised, pidLockAcquire, pidLockInspect, pidLockTryAcquire, registryAddConsumer, registryListServes, registryListUnverified, registryLiveConsumers, registryReadRecord, registryReadStartFailure, registryStopFleet, registrySweep, registryTrySpawnLock, registryWriteRecord, registryWriteStartFailure, releaseEnvLocks, releaseLock, releaseProcessLocks, synthesizeServeConfig, unwatchServeExit, validateManagedOptions, watchServeExit } = nativeBinding
+const { NativeBackoff, NativeCancelToken, NativeSupervised, armSafetyNet, checkRetryOptions, checkSupervisedOptions, disarmSafetyNet, ensureServe, fileLockAcquire, fileLockTryAcquire, isLockHeld, killEnvSupervised, killProcessSupervised, nodeApiHostReport, pidLockAcquire, pidLockInspect, pidLockTryAcquire, registryAddConsumer, registryListServes, registryListUnverified, registryLiveConsumers, registryReadRecord, registryReadStartFailure, registryStopFleet, registrySweep, registryTrySpawnLock, registryWriteRecord, registryWriteStartFailure, releaseEnvLocks, releaseLock, releaseProcessLocks, synthesizeServeConfig, unwatchServeExit, validateManagedOptions, watchServeExit } = nativeBinding
 export { NativeBackoff }
 export { NativeCancelToken }
 export { NativeSupervised }
@@ -787,6 +787,7 @@ export { fileLockTryAcquire }
 export { isLockHeld }
 export { killEnvSupervised }
 export { killProcessSupervised }
+export { nodeApiHostReport }
 export { pidLockAcquire }
 export { pidLockInspect }
 export { pidLockTryAcquire }

@@ -177,3 +177,15 @@ test('the CLI shim loads only the binary lookup: never the addon or the rest of 
   const loaded = [...seen].map((p) => p.slice(repo.length + 1)).sort();
   assert.deepEqual(loaded, ['bin/qvac-managed.cjs', 'dist/error-base.cjs', 'dist/platform.cjs']);
 });
+
+test('nodeApiHostReport: threadsafe functions go through the host workaround (src/host/), and Node and Bun call their finalizers in Node-API order', async (t) => {
+  const { FileLock, nodeApiHostReport } = await import('../dist/index.js');
+  const before = nodeApiHostReport();
+  const path = join(tempDir(t), 'host.lock');
+  for (let i = 0; i < 5; i++) (await FileLock.acquire(path, { timeoutMs: 5_000 })).release();
+  await new Promise((r) => setTimeout(r, 100));
+  const after = nodeApiHostReport();
+  assert.ok(after.threadsafeFunctionsCreated - before.threadsafeFunctionsCreated >= 5, JSON.stringify({ before, after }));
+  assert.ok(after.finalizedInNodeApiOrder - before.finalizedInNodeApiOrder >= 5, JSON.stringify({ before, after }));
+  assert.equal(after.finalizedInSwappedOrder, 0);
+});

@@ -11,8 +11,8 @@
 //   -Zbuild-std, cargo-zigbuild for darwin), into its cache target dir (the one check-targets
 //   uses), so nothing big lands in the clone and warm runs are incremental.
 // - x86_64-pc-windows-msvc is packed from the x86_64-pc-windows-gnu build: the MSVC SDK cannot be
-//   had here. A Node-API addon is C ABI and binds only to node.exe's napi_* exports, so the gnu DLL
-//   loads in Node for Windows; the release workflow builds the real MSVC one on Windows runners.
+//   had here. A Node-API addon is C ABI and looks napi_* up in the host executable (napi-sys
+//   dyn-symbols), so the gnu DLL loads in Node for Windows; the release workflow builds the real MSVC one on Windows runners.
 // - darwin: zig's linker ad-hoc signs arm64 output but not x86_64 (and has no flag to make it).
 //   Unsigned Mach-O files are ad-hoc signed in the staging dir with rcodesign (crates.io
 //   `apple-codesign`, a pure-Rust codesign; built once into the toolchain cache, ~5 min), which
@@ -334,8 +334,7 @@ function checkPlatformTarball(target, tgz, nodeFile, exe) {
   return checked;
 }
 
-// A Windows DLL or EXE from the gnu build must need nothing beyond what Windows (and node.exe)
-// provides: mingw's runtime DLLs are not on users' machines.
+// A Windows DLL or EXE from the gnu build must need nothing beyond what Windows provides: mingw's runtime DLLs are not on users' machines.
 const MINGW_RUNTIME = /^(libgcc_s|libwinpthread|libstdc\+\+|libssp)/i;
 
 // ---- main ---------------------------------------------------------------------------------------
@@ -426,7 +425,9 @@ async function main() {
         const dlls = [...new Map(peImports(tmp, target).map((d) => [d.toLowerCase(), d])).values()];
         const runtime = dlls.filter((d) => MINGW_RUNTIME.test(d));
         if (runtime.length) throw new TargetError(target, `${c.name} imports mingw runtime DLLs (${runtime.join(', ')}), which Windows machines lack`);
-        if (c.name === nodeFile && !dlls.some((d) => d.toLowerCase() === 'node.exe')) throw new TargetError(target, `${c.name} does not import node.exe's napi_* functions`);
+        // Node-API is looked up in the running executable (napi-sys dyn-symbols, src/host/windows.rs),
+        // so the addon loads in bare.exe as in node.exe: an import from node.exe would tie it to Node.
+        if (c.name === nodeFile && dlls.some((d) => d.toLowerCase() === 'node.exe')) throw new TargetError(target, `${c.name} imports from node.exe: Node-API must be looked up in the host executable (src/host/windows.rs)`);
         c.notes.push(`imports ${dlls.join(' ')}`);
       }
     }

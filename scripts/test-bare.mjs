@@ -46,8 +46,11 @@ try {
   for (const file of ['worker.mjs', 'sdk-parent.mjs']) cpSync(join(root, '__test__', 'bare', file), join(project, 'test', file));
   const probe = join(root, '__test__', 'bare', 'probe', 'run.mjs');
   console.log('--- the threadsafe-function finalizer order each host uses (probe addon)');
-  const probed = spawnSync(machineNode, [probe, ...bins.map((b) => b.path)], { stdio: 'inherit', env: userEnv() });
+  const probed = spawnSync(machineNode, [probe, '--json', ...bins.map((b) => b.path)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], env: userEnv() });
   if (probed.status !== 0) throw new Error('the probe addon failed');
+  const report = JSON.parse(probed.stdout);
+  for (const r of report) console.log(`${r.host} ${r.version}: tsfn-finalize-order=${r.tsfnFinalizeOrder} remove-unknown-cleanup-hook=${r.removeUnknownCleanupHook}`);
+  for (const bin of bins) bin.tsfnFinalizeOrder = report.find((r) => r.bin === bin.path)?.tsfnFinalizeOrder;
   console.log('--- node --test __test__/bare/bare.test.mjs');
   const env = { ...userEnv(), QVAC_BARE_PROJECT: project, QVAC_BARE_BINS: JSON.stringify(bins) };
   const result = spawnSync(machineNode, ['--test', '--test-concurrency=1', join(root, '__test__', 'bare', 'bare.test.mjs')], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });

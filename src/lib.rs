@@ -35,3 +35,23 @@ pub fn init(_exports: Object, env: Env) -> Result<()> {
     })?;
     Ok(())
 }
+
+/// `nodeApiHostReport()`: what this process's JS host did with the addon's threadsafe functions (src/host/): how many
+/// were created through the workaround, and in which argument order the host called their
+/// finalizers. A diagnostic: `created` stays 0 only if the calls do not go through it.
+#[napi(object)]
+pub struct NodeApiHostReport {
+    pub threadsafe_functions_created: f64,
+    pub finalized_in_node_api_order: f64,
+    pub finalized_in_swapped_order: f64,
+}
+
+#[napi]
+pub fn node_api_host_report() -> NodeApiHostReport {
+    let facts = host::facts();
+    NodeApiHostReport {
+        threadsafe_functions_created: facts.created as f64,
+        finalized_in_node_api_order: facts.finalized_in_node_api_order as f64,
+        finalized_in_swapped_order: facts.finalized_in_swapped_order as f64,
+    }
+}

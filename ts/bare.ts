@@ -27,3 +27,8 @@ export { spawnSupervised, SupervisedStartError } from './supervisor.js';
 export type { SpawnSupervisedOptions, SupervisedExit, SupervisedProcess } from './supervisor.js';
 export { installShutdownHandlers, unloadAll, evictExcept } from './shutdown.js';
 export type { ShutdownResource, ShutdownLogger, InstallShutdownOptions, ShutdownCoordinator, CleanupReport } from './shutdown.js';
+// What the JS host did with the addon's threadsafe functions (src/host/ in the repository): a
+// diagnostic that shows which Node-API argument order this host uses and that the workaround is
+// in the call path.
+export { nodeApiHostReport } from './native.js';
+export type { NodeApiHostReport } from './native.js';

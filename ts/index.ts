@@ -63,3 +63,8 @@ export type {
 } from './shutdown.js';
 export { createQvac, qvac, DEFAULT_API_KEY, DEFAULT_BASE_URL } from './provider/index.js';
 export type { QvacOptions, QvacExternalOptions, QvacManagedOptions, QvacProvider, ManagedQvacProvider } from './provider/index.js';
+// What the JS host did with the addon's threadsafe functions (src/host/ in the repository): a
+// diagnostic that shows which Node-API argument order this host uses and that the workaround is
+// in the call path.
+export { nodeApiHostReport } from './native.js';
+export type { NodeApiHostReport } from './native.js';

@@ -9,6 +9,7 @@ export type * from '../index.js';
 export type NativeBackoff = Addon.NativeBackoff;
 export type NativeCancelToken = Addon.NativeCancelToken;
 export type NativeSupervised = Addon.NativeSupervised;
+export type NodeApiHostReport = Addon.NodeApiHostReport;
 
 const addon = loadAddon() as typeof Addon;
 export const {
@@ -25,6 +26,7 @@ export const {
   isLockHeld,
   killEnvSupervised,
   killProcessSupervised,
+  nodeApiHostReport,
   pidLockAcquire,
   pidLockInspect,
   pidLockTryAcquire,

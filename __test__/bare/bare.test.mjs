@@ -1,7 +1,8 @@
 // The bare lane's tests (run by scripts/test-bare.mjs, never by the main suites): the package
 // installed from its tarballs into a fresh project with bare-runtime, its worker-side API driven in
 // Bare processes (worker.mjs) under every Bare binary the lane found, asserted here in Node.
-// QVAC_BARE_PROJECT: the project; QVAC_BARE_BINS: JSON [{ version, path }].
+// QVAC_BARE_PROJECT: the project; QVAC_BARE_BINS: JSON [{ version, path, tsfnFinalizeOrder }]
+// (the order the probe addon saw that binary use: 'node-api' or 'swapped').
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -17,7 +18,7 @@ const EXPORTS = [
   'DuplicateManagedModelError', 'FileLock', 'InvalidOptionError', 'LockHeldError', 'LockIoError', 'LockTimeoutError',
   'MultipleDefaultManagedModelsError', 'NativeBinaryMissingError', 'PidLock', 'QvacError', 'QvacManagedModeError',
   'RetryExhaustedError', 'SupervisedStartError', 'UnknownManagedModelError', 'computeFleetKey', 'evictExcept',
-  'installShutdownHandlers', 'retry', 'singleFlight', 'spawnSupervised', 'synthesizeServeConfig', 'unloadAll',
+  'installShutdownHandlers', 'nodeApiHostReport', 'retry', 'singleFlight', 'spawnSupervised', 'synthesizeServeConfig', 'unloadAll',
   'validateManagedOptions'
 ];
 
@@ -83,7 +84,7 @@ function tempDir(t) {
   return dir;
 }
 
-for (const { version, path: bare } of bins) {
+for (const { version, path: bare, tsfnFinalizeOrder } of bins) {
   describe(`Bare ${version}`, () => {
     const inBare = (t, ...args) => run(t, bare, [worker, ...args]);
 
@@ -119,6 +120,15 @@ for (const { version, path: bare } of bins) {
       assert.equal(result.exhausted.code, 'RETRY_EXHAUSTED');
       assert.deepEqual(result.flights, [1, 1, 1]);
       assert.equal(result.runs, 1);
+      // The workaround decided from what this Bare did, and agrees with the probe addon's
+      // independent reading of the same binary.
+      const { threadsafeFunctionsCreated: created, finalizedInNodeApiOrder: nodeApi, finalizedInSwappedOrder: swapped } = result.host;
+      assert.ok(created >= 600, `the threadsafe functions went through the workaround (${created} created)`);
+      assert.deepEqual(
+        { nodeApi: nodeApi > 0, swapped: swapped > 0 },
+        { nodeApi: tsfnFinalizeOrder === 'node-api', swapped: tsfnFinalizeOrder === 'swapped' },
+        `the probe saw ${tsfnFinalizeOrder}; the addon saw ${JSON.stringify(result.host)}`
+      );
     });
 
     test('spawnSupervised: ready line, stop, crash with its code, SPAWN_FAILED for a missing command', async (t) => {

@@ -5,7 +5,7 @@
 //   hold <lock>                  PidLock.acquire, then wait (until killed)
 //   contend <lock>               PidLock.acquire once: LOCK_HELD naming the holder
 //   async <dir>                  200 concurrent native waits, three rounds; FileLock timeout and
-//                                abort; retry and singleFlight
+//                                abort; retry and singleFlight; then nodeApiHostReport()
 //   supervise                    spawnSupervised: ready line, stop, crash
 //   shutdown <how> <lock>        the shutdown coordinator with a lock and a supervised child, ended
 //                                by: signal (the test sends it), uncaught, unhandled, blocked
@@ -95,7 +95,7 @@ switch (mode) {
       return runs;
     });
     const flights = await Promise.all([shared(), shared(), shared()]);
-    say({ event: 'async', rounds, timedOut, aborted, abortMs, retried, calls, exhausted, flights, runs });
+    say({ event: 'async', rounds, timedOut, aborted, abortMs, retried, calls, exhausted, flights, runs, host: qvac.nodeApiHostReport() });
     break;
   }
   case 'supervise': {

@@ -80,6 +80,19 @@ test('FileLock (LockFileEx): exclusive between processes, free again when the ho
   lock.release();
 });
 
+test('Node-API host workaround: the addon imports nothing from node.exe, its lookups go through src/host/windows.rs, and Node calls finalizers in Node-API order', async (t) => {
+  const { FileLock, nodeApiHostReport } = await import('qvac-managed');
+  const addon = readFileSync(join(platformPackage, 'qvac-managed.win32-x64-msvc.node'));
+  assert.equal(addon.includes(Buffer.from('node.exe', 'latin1')), false, 'no import from node.exe (bare.exe is not named so)');
+  const path = join(tempDir(t), 'host.lock');
+  for (let i = 0; i < 5; i++) (await FileLock.acquire(path, { timeoutMs: 5_000 })).release();
+  await new Promise((r) => setTimeout(r, 200));
+  const report = nodeApiHostReport();
+  assert.ok(report.threadsafeFunctionsCreated >= 5, `created through the wrapper: ${JSON.stringify(report)}`);
+  assert.ok(report.finalizedInNodeApiOrder >= 5, `finalized in Node-API order: ${JSON.stringify(report)}`);
+  assert.equal(report.finalizedInSwappedOrder, 0);
+});
+
 test('spawnSupervised: stop ends the whole tree through its Job Object, a grandchild that ignores CTRL_BREAK included', async (t) => {
   const { spawnSupervised } = await import('qvac-managed');
   const dir = tempDir(t);

@@ -13,31 +13,51 @@
 //! through [`tsfn_finalize`] and [`cleanup_hooks`], which decide per call from what the host
 //! does, never from which host it is: a finalizer is matched to the box this image handed the
 //! host, whichever argument it arrives in, and a remove is forwarded only for a hook the host
-//! accepted. Node, and a Bare that fixes either bug, go through them unchanged. This needs
-//! napi-sys to call Node-API by symbol, as it does with napi's default features off
-//! (Cargo.toml); with `dyn-symbols` it would call through its own table, around these.
+//! accepted. Node, and a Bare that fixes either bug, go through them unchanged.
 //!
-//! How the calls are routed there is an OS fact, one file each:
-//! - Linux ([`linux`]): the linker's `--wrap` (build.rs) renames the image's references to
+//! The image's calls reach these wrappers in a way that is an OS fact, one file each:
+//! - Linux ([`linux`]): napi-sys calls Node-API by symbol (napi's default features are off,
+//!   Cargo.toml) and the linker's `--wrap` (build.rs) renames the image's references to
 //!   `__wrap_napi_*`, defined there, which reach the host's functions as `__real_napi_*`.
-//! - macOS ([`macos`]): the functions are defined in this image under their Node-API names,
-//!   which the linker binds the image's own references to; the host's are found with `dlsym`.
-//! - Windows: not routed. napi-sys on MSVC calls Node-API through its own private table of
-//!   `GetProcAddress` pointers, which no code outside napi-sys can reach; the GNU build (the
-//!   one tested here under Wine) imports them from `node.exe` by name, which `bare.exe` is not.
-//!   Node on Windows needs nothing. Bare on Windows is not supported: the MSVC build looks
-//!   Node-API up in the running executable, so in `bare.exe` it would call Bare's functions
-//!   unwrapped and meet both bugs (not tried).
+//! - macOS ([`macos`]): by symbol too; the functions are defined in this image under their
+//!   Node-API names, which the linker binds the image's own references to; the host's are
+//!   found with `dlsym`.
+//! - Windows ([`windows`]): napi-sys has `dyn-symbols` on (Cargo.toml), so the image imports
+//!   nothing from `node.exe` (a name `bare.exe` is not) and looks every function up in the
+//!   running executable with `GetProcAddress`; this image's own `GetProcAddress` import is
+//!   routed through a function that hands out the wrappers for the three names.
+//!
+//! [`facts`] reports what the host did (the `nodeApiHostReport()` export), so the tests see which order
+//! each host uses and that the calls went through here.
 
 // The only `unsafe` of the binding: calls through C function pointers handed over by the host.
 #![allow(unsafe_code)]
 
-#[cfg(any(target_os = "linux", target_os = "macos"))]
 mod cleanup_hooks;
-#[cfg(any(target_os = "linux", target_os = "macos"))]
 mod tsfn_finalize;
 
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "macos")]
 mod macos;
+#[cfg(windows)]
+mod windows;
+
+/// What the host did with this image's threadsafe functions so far.
+pub struct Facts {
+    /// Created with a finalizer, through the wrapper.
+    pub created: u64,
+    /// Finalizers the host called in Node-API's order `(env, finalize_data, context)`.
+    pub finalized_in_node_api_order: u64,
+    /// Finalizers the host called as `(env, context, finalize_data)` (Bare 1.31–1.33).
+    pub finalized_in_swapped_order: u64,
+}
+
+pub fn facts() -> Facts {
+    let (created, node_api, swapped) = tsfn_finalize::counts();
+    Facts {
+        created,
+        finalized_in_node_api_order: node_api,
+        finalized_in_swapped_order: swapped,
+    }
+}

@@ -20,6 +20,7 @@
 
 use std::collections::BTreeSet;
 use std::ffi::c_void;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use napi::sys::{
@@ -53,6 +54,22 @@ struct Finalizer {
 
 /// Addresses of the boxes handed to the host and not finalized yet.
 static LIVE: Mutex<BTreeSet<usize>> = Mutex::new(BTreeSet::new());
+
+/// Functions created through [`create`] with a finalizer, and finalizers matched in each order.
+static CREATED: AtomicU64 = AtomicU64::new(0);
+static IN_NODE_API_ORDER: AtomicU64 = AtomicU64::new(0);
+static IN_SWAPPED_ORDER: AtomicU64 = AtomicU64::new(0);
+
+/// What this process's host has done so far: `(created, finalized in Node-API's order,
+/// finalized in the swapped order)`. `created == 0` after a promise settled means the calls do
+/// not go through here.
+pub fn counts() -> (u64, u64, u64) {
+    (
+        CREATED.load(Ordering::Relaxed),
+        IN_NODE_API_ORDER.load(Ordering::Relaxed),
+        IN_SWAPPED_ORDER.load(Ordering::Relaxed),
+    )
+}
 
 fn live() -> MutexGuard<'static, BTreeSet<usize>> {
     // A panic cannot happen while the set is held; a poisoned set is still a correct one.
@@ -120,6 +137,9 @@ pub unsafe fn create(
             result,
         )
     };
+    if status == Status::napi_ok {
+        CREATED.fetch_add(1, Ordering::Relaxed);
+    }
     // A failed create never finalizes; free the box unless a host finalized it anyway.
     if status != Status::napi_ok && live().remove(&(boxed as usize)) {
         // SAFETY: `boxed` came from `Box::into_raw` above and has just left `LIVE`, so nothing
@@ -148,11 +168,12 @@ fn claim(a: *mut c_void, b: *mut c_void) -> Option<Box<Finalizer>> {
         // after leaving `LIVE`, and we hold the lock); `&&` reads it only then.
         live.contains(&(mine as usize)) && unsafe { (*mine.cast::<Finalizer>()).context } == other
     };
-    let ours = match (fits(a, b), fits(b, a)) {
-        (true, false) => a,
-        (false, true) => b,
+    let (ours, order) = match (fits(a, b), fits(b, a)) {
+        (true, false) => (a, &IN_NODE_API_ORDER),
+        (false, true) => (b, &IN_SWAPPED_ORDER),
         _ => return None,
     };
+    order.fetch_add(1, Ordering::Relaxed);
     live.remove(&(ours as usize));
     // SAFETY: `ours` is a box from `create`'s `Box::into_raw`, just removed from `LIVE`, so
     // this is the only owner.
