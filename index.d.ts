@@ -208,6 +208,13 @@ export interface NativeError {
   restarts?: number
   windowMs?: number
   retryAfterMs?: number
+  /**
+   * SERVE_MEMORY_BUDGET: the start's need, the budget, and the fleets holding memory that
+   * cannot be evicted (in use, pinned, starting).
+   */
+  needBytes?: number
+  budgetBytes?: number
+  heldBy?: Array<NativeFleetMemory>
 }
 
 export interface NativeExitReport {
@@ -224,6 +231,16 @@ export interface NativeExitReport {
   /** Signal name, e.g. 'SIGKILL'. */
   signal?: string
   outputTail: string
+}
+
+/** One fleet of SERVE_MEMORY_BUDGET's `heldBy`. */
+export interface NativeFleetMemory {
+  fleet: string
+  models: Array<string>
+  rssBytes: number
+  consumers: number
+  connections: number
+  pinned: boolean
 }
 
 export interface NativeRecordRead {

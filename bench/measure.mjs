@@ -124,6 +124,42 @@ for (const [impl, createQvac] of Object.entries(impls)) {
   }
   record('warm attach (ms)', impl, warm);
 
+  if (impl === 'ours') {
+    // A memory budget (issue 27): a warm attach never looks at it; a cold start decides under
+    // memory-budget.lock (the need, every fleet's memory, the reservation). Paired, alternating
+    // with the same start without a budget, with this warm serve (another fleet) in the registry.
+    const BUDGET = { memoryBudget: '1TiB' }; // always fits: the decision's cost, no eviction
+    const warmPlain = [];
+    const warmBudget = [];
+    for (let i = 0; i < reps(30); i++) {
+      for (const [list, extra] of [[warmPlain, {}], [warmBudget, BUDGET]]) {
+        const t0 = now();
+        const p = await createQvac({ ...warmOptions, ...extra });
+        list.push(now() - t0);
+        await p.close();
+      }
+    }
+    record('warm attach, no budget (ms)', impl, warmPlain);
+    record('warm attach with a memory budget (ms)', impl, warmBudget);
+    const coldPlain = [];
+    const coldBudget = [];
+    for (let i = 0; i < reps(9); i++) {
+      for (const [list, extra] of [[coldPlain, {}], [coldBudget, BUDGET]]) {
+        const pairedBoot = await fakeBoot();
+        const t0 = now();
+        const p = await createQvac(options({ serveIdleTimeout: 100, ...extra }));
+        list.push(now() - t0 - pairedBoot);
+        const pid = p.pid;
+        await p.close();
+        await until(() => !running(pid));
+      }
+    }
+    record('cold start overhead, no budget (ms)', impl, coldPlain);
+    record('cold start overhead under a memory budget (ms)', impl, coldBudget);
+    record('warm attach: with a budget minus without (ms)', impl, [stats(warmBudget).median - stats(warmPlain).median]);
+    record('cold start: under a budget minus without (ms)', impl, [stats(coldBudget).median - stats(coldPlain).median]);
+  }
+
   // Runner RSS.
   const registryDir = join(process.env.HOME, '.qvac', 'managed-serves');
   const rec = new ours.ManagedRegistry(registryDir).listServes().find((s) => s.servePid === keep.pid);
@@ -389,6 +425,8 @@ const targets = {
   'a second createQvac in the same process (ms)': '<= 1',
   '30 fresh processes attaching at once: import + createQvac (ms)': '<= 1/3 of upstream',
   'warm attach (ms)': '<= 3',
+  'warm attach: with a budget minus without (ms)': '<= 0.1',
+  'cold start: under a budget minus without (ms)': '<= 2',
   'reap after close, minus idle (ms)': '<= 150',
   'reap after SIGKILL, minus idle (ms)': '<= 150',
   'teardown to group gone, minus grace (ms)': '<= 300',

@@ -35,9 +35,10 @@ use super::Endpoint;
 pub const SOURCE: &str = "${pkgName}@${version}";
 
 /// Endpoint categories present in the source: ${categories.join(', ')}.
-/// Every SDK model constant and its endpoint category, sorted by name (binary search).
-pub static MODELS: &[(&str, Endpoint)] = &[
-${models.map((m) => `    (${JSON.stringify(m.name)}, Endpoint::${variant(m.endpointCategory)}),`).join('\n')}
+/// Every SDK model constant, its endpoint category and its model file's size in bytes (the
+/// source's \`expectedSize\`), sorted by name (binary search).
+pub static MODELS: &[(&str, Endpoint, u64)] = &[
+${models.map((m) => `    (${JSON.stringify(m.name)}, Endpoint::${variant(m.endpointCategory)}, ${m.expectedSize}),`).join('\n')}
 ];
 
 /// Public catalog ids and the SDK constant each resolves to, sorted by id.

@@ -34,6 +34,22 @@ pub struct NativeError {
     pub restarts: Option<u32>,
     pub window_ms: Option<f64>,
     pub retry_after_ms: Option<f64>,
+    /// SERVE_MEMORY_BUDGET: the start's need, the budget, and the fleets holding memory that
+    /// cannot be evicted (in use, pinned, starting).
+    pub need_bytes: Option<f64>,
+    pub budget_bytes: Option<f64>,
+    pub held_by: Option<Vec<NativeFleetMemory>>,
+}
+
+/// One fleet of SERVE_MEMORY_BUDGET's `heldBy`.
+#[napi(object)]
+pub struct NativeFleetMemory {
+    pub fleet: String,
+    pub models: Vec<String>,
+    pub rss_bytes: f64,
+    pub consumers: u32,
+    pub connections: u32,
+    pub pinned: bool,
 }
 
 /// INVALID_OPTION for input the binding itself could not read (`option` names it).
@@ -153,6 +169,28 @@ impl From<EnsureError> for NativeError {
     fn from(err: EnsureError) -> Self {
         match err {
             EnsureError::Registry(registry) => registry.into(),
+            EnsureError::MemoryBudget(ref refusal) => NativeError {
+                code: err.code(),
+                message: err.to_string(),
+                need_bytes: Some(refusal.need_bytes as f64),
+                budget_bytes: Some(refusal.budget_bytes as f64),
+                held_by: Some(
+                    refusal
+                        .held_by
+                        .iter()
+                        .map(|f| NativeFleetMemory {
+                            fleet: f.fleet.clone(),
+                            models: f.models.clone(),
+                            rss_bytes: f.rss_bytes as f64,
+                            consumers: f.consumers,
+                            connections: f.connections,
+                            pinned: f.pinned,
+                        })
+                        .collect(),
+                ),
+                ..Default::default()
+            },
+            EnsureError::Invalid(invalid) => invalid.into(),
             EnsureError::CrashLoop { ref crash_loop, .. } => NativeError {
                 code: err.code(),
                 message: err.to_string(),

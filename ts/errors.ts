@@ -116,6 +116,34 @@ export class ServeCrashLoopError extends ServeStartError {
   }
 }
 
+/** A fleet holding memory that a start under a budget could not evict (SERVE_MEMORY_BUDGET). */
+export interface FleetMemoryHold {
+  fleet: string;
+  models: string[];
+  rssBytes: number;
+  consumers: number;
+  connections: number;
+  pinned: boolean;
+}
+
+/**
+ * The fleet's start does not fit the memory budget (`memoryBudget`,
+ * `QVAC_MANAGED_MEMORY_BUDGET`) even with every idle fleet evicted, so nothing was evicted and
+ * nothing started: `needBytes` (the fleet's last peak, else the estimate from its model files),
+ * `budgetBytes`, and `heldBy`, the fleets in use, pinned or starting that hold the rest.
+ */
+export class ServeMemoryBudgetError extends QvacManagedModeError {
+  readonly needBytes: number;
+  readonly budgetBytes: number;
+  readonly heldBy: FleetMemoryHold[];
+  constructor(native: NativeError) {
+    super('SERVE_MEMORY_BUDGET', native.message);
+    this.needBytes = native.needBytes ?? 0;
+    this.budgetBytes = native.budgetBytes ?? 0;
+    this.heldBy = (native.heldBy ?? []).map((f) => ({ ...f }));
+  }
+}
+
 /** The registry directory exists but is not safe to use (owner, mode, symlink); `path` names it. */
 export class RegistryUnsafeError extends QvacError {
   readonly path: string;
@@ -230,6 +258,8 @@ export function fromNative(native: NativeError): Error {
       return new PortAllocationFailedError(native);
     case 'SERVE_CRASH_LOOP':
       return new ServeCrashLoopError(native);
+    case 'SERVE_MEMORY_BUDGET':
+      return new ServeMemoryBudgetError(native);
     case 'REGISTRY_UNSAFE':
       return new RegistryUnsafeError(native);
     case 'REGISTRY_IO':

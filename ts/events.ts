@@ -8,14 +8,18 @@ export interface ServeExitEvent {
   /**
    * `crashed` (exited on its own, or stopped listening), `hung` (alive and accepting but answered
    * no probe for `serveHangTimeout`; stopped by its runner), `stopped` (stopServe, `qvac-managed
-   * stop`, a signal to its runner) or `reaped` (idle). `crashed` with no code or signal when no
-   * runner recorded the end (a runner that died with it, or upstream's).
+   * stop`, a signal to its runner), `reaped` (idle), `evicted` (idle, stopped early to make room
+   * for another fleet under a memory budget) or `memory` (its tree stayed above `serveMaxMemory`;
+   * stopped by its runner, restarted by the next request). `crashed` with no code or signal when
+   * no runner recorded the end (a runner that died with it, or upstream's).
    */
-  kind: 'crashed' | 'hung' | 'stopped' | 'reaped';
+  kind: 'crashed' | 'hung' | 'stopped' | 'reaped' | 'evicted' | 'memory';
   code: number | null;
   signal: string | null;
   /** The serve's last output (up to 4 KiB). */
   outputTail: string;
+  /** The most resident memory its process tree was seen to use (bytes); null when not sampled. */
+  peakBytes: number | null;
   pid: number;
   port: number;
 }

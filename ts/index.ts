@@ -33,6 +33,7 @@ export {
   ServeStartTimeoutError,
   ServeExitedError,
   ServeCrashLoopError,
+  ServeMemoryBudgetError,
   PortAllocationFailedError
 } from './errors.js';
 export { ensureServe, stopServe, ManagedServe, resolveRunnerPath } from './serve.js';

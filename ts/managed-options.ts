@@ -41,6 +41,22 @@ export interface ManagedOptions {
    * default 5).
    */
   serveMaxRestarts?: number;
+  /**
+   * Ours, off by default, not in the fleet key: a machine-wide memory budget for every managed
+   * serve of this registry, across processes. A start that would exceed it first evicts idle
+   * fleets (least recently used, never a pinned one), or fails at once with SERVE_MEMORY_BUDGET.
+   * Bytes, a string with a unit (`'12GiB'`, `'512MB'`) or a percentage of physical memory
+   * (`'80%'`). Default: `QVAC_MANAGED_MEMORY_BUDGET`, else none. See the README's Memory section.
+   */
+  memoryBudget?: number | string;
+  /** Ours, not in the fleet key: this fleet is never evicted under a memory budget (`qvac-managed unpin` undoes it). */
+  pin?: boolean;
+  /**
+   * Ours, not in the fleet key: a serve whose process tree stays above this for 10 s is stopped
+   * by its runner (exit kind `memory`, counted toward the crash-loop cap) and restarted by the
+   * next request. The same forms as `memoryBudget`.
+   */
+  serveMaxMemory?: number | string;
   /** Ours: lifecycle listeners, there before the first start (see `on()`). */
   on?: ServeEventListeners;
   /**

@@ -76,8 +76,8 @@ export class ManagedServe {
       { registryDir: this.registryDir, fleetKey: this.fleetKey, servePid: this.pid, serveStartTime: this.#serveStartTime, port: this.port },
       (json: string) => {
         this.#watch = undefined;
-        const e = JSON.parse(json) as { servePid: number; port: number; kind: ServeExitEvent['kind']; code?: number | null; signal?: string | null; outputTail?: string };
-        this.#exit = { kind: e.kind, code: e.code ?? null, signal: e.signal ?? null, outputTail: e.outputTail ?? '', pid: e.servePid, port: e.port };
+        const e = JSON.parse(json) as { servePid: number; port: number; kind: ServeExitEvent['kind']; code?: number | null; signal?: string | null; outputTail?: string; peakBytes?: number };
+        this.#exit = { kind: e.kind, code: e.code ?? null, signal: e.signal ?? null, outputTail: e.outputTail ?? '', peakBytes: e.peakBytes ?? null, pid: e.servePid, port: e.port };
         this.#events.emit('exit', this.#exit);
       }
     );

@@ -176,6 +176,10 @@ test('CLI: ps lists the serve; stop asks its runner through its stop event and b
   assert.equal(ps.status, 0, ps.stderr);
   const [listed] = JSON.parse(ps.stdout);
   assert.equal(listed.servePid ?? listed.pid, serve.pid);
+  // The runner measured the serve's tree (working sets, GetProcessMemoryInfo): a Node process
+  // holds tens of MiB.
+  assert.ok(listed.memoryBytes > 10 * 1024 * 1024, `ps MEM ${listed.memoryBytes}`);
+  assert.ok(listed.peakMemoryBytes >= listed.memoryBytes);
   const stop = cli(['--registry', registryDir, 'stop', '--all']);
   assert.equal(stop.status, 0, stop.stdout + stop.stderr);
   assert.match(stop.stdout, /stopped/);
@@ -212,5 +216,6 @@ test('idle counts live connections (GetExtendedTcpTable); stopServe stops the se
   const exit = await exited;
   clearInterval(alive);
   assert.equal(exit.kind, 'stopped');
+  assert.ok(exit.peakBytes > 10 * 1024 * 1024, `the exit carries the peak (${exit.peakBytes})`);
   assert.equal(running(kept.pid), false);
 });

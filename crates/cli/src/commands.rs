@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use qvac_managed_core::consumer_watch::ConsumerWatch;
 use qvac_managed_core::dir_watch::DirWatch;
 use qvac_managed_core::managed_options::{CRASH_LOOP_WINDOW, DEFAULT_SERVE_MAX_RESTARTS};
+use qvac_managed_core::memory_size::format_bytes;
 use qvac_managed_core::options::millis_saturating;
 use qvac_managed_core::platform;
 use qvac_managed_core::registry::{
@@ -53,13 +54,15 @@ pub fn ps(registry: &Registry, json: bool) -> CommandResult {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:<16}  {:>7}  {:>7}  {:>5}  {:>9}  {:>5}  {:>8}  {:>10}  {:<20}  MODELS",
+        "{:<16}  {:>7}  {:>7}  {:>5}  {:>9}  {:>5}  {:>10}  {:>10}  {:>8}  {:>10}  {:<20}  MODELS",
         "FLEET",
         "SERVE",
         "RUNNER",
         "PORT",
         "CONSUMERS",
         "CONNS",
+        "MEM",
+        "PEAK",
         "UPTIME",
         "IDLE AFTER",
         "LAST PROBE"
@@ -67,18 +70,31 @@ pub fn ps(registry: &Registry, json: bool) -> CommandResult {
     for (s, n) in serves.iter().zip(&connections) {
         let health = s.health.as_ref();
         println!(
-            "{:<16}  {:>7}  {:>7}  {:>5}  {:>9}  {:>5}  {:>8}  {:>10}  {:<20}  {}",
-            short_key(&s.fleet_key),
+            "{:<16}  {:>7}  {:>7}  {:>5}  {:>9}  {:>5}  {:>10}  {:>10}  {:>8}  {:>10}  {:<20}  {}",
+            format!(
+                "{}{}",
+                short_key(&s.fleet_key),
+                if s.pinned { "*" } else { "" }
+            ),
             s.serve_pid,
             s.runner_pid,
             s.port,
             s.consumers,
             n.map_or_else(|| "-".into(), |n| n.to_string()),
+            s.memory
+                .as_ref()
+                .map_or_else(|| "-".into(), |m| format_bytes(m.current_bytes)),
+            s.memory
+                .as_ref()
+                .map_or_else(|| "-".into(), |m| format_bytes(m.peak_bytes)),
             uptime(&s.started_at).map_or_else(|| "?".into(), human),
             human(millis_saturating(s.idle_timeout_ms)),
             health.map_or_else(|| "-".into(), last_probe),
             s.models.join(",")
         );
+    }
+    if serves.iter().any(|s| s.pinned) {
+        println!("* pinned: never evicted under a memory budget (`qvac-managed unpin <fleet>`)");
     }
     print_unverified(&unverified);
     Ok(ExitCode::SUCCESS)
@@ -149,6 +165,10 @@ fn serve_json(s: &ServeInfo, connections: Option<u32>) -> serde_json::Value {
     serde_json::json!({
         "connections": connections,
         "lastProbe": s.health.as_ref().map(health_json),
+        "memoryBytes": s.memory.as_ref().map(|m| m.current_bytes),
+        "peakMemoryBytes": s.memory.as_ref().map(|m| m.peak_bytes),
+        "memorySampledAt": s.memory.as_ref().and_then(|m| m.sampled_at).map(iso_millis),
+        "pinned": s.pinned,
         "fleetKey": s.fleet_key,
         "models": s.models,
         "baseURL": s.base_url,
@@ -433,6 +453,37 @@ pub fn reset(registry: &Registry, fleet: &str) -> CommandResult {
         ),
         None => println!("{key}: recorded exits forgotten"),
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `pin` / `unpin`: a fleet (a live one by key prefix, or any full key) is never / again evicted
+/// under a memory budget.
+pub fn pin(registry: &Registry, fleet: &str, pinned: bool) -> CommandResult {
+    let mut keys: Vec<String> = registry
+        .list_serves()?
+        .into_iter()
+        .map(|s| s.fleet_key)
+        .collect();
+    keys.extend(registry.fleets_with_exits()?);
+    keys.sort();
+    keys.dedup();
+    let key = match one_by_prefix(keys, fleet, String::as_str)? {
+        Some(key) => key,
+        None if fleet.len() == 16 && fleet.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            fleet.to_owned()
+        }
+        None => {
+            eprintln!("{fleet}: no such fleet (give a live fleet's key or prefix, as `qvac-managed ps` lists them, or a full 16-hex key)");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let changed = registry.set_pinned(&key, pinned)?;
+    let state = if pinned {
+        "pinned: never evicted under a memory budget"
+    } else {
+        "unpinned: may be evicted when idle under a memory budget"
+    };
+    println!("{key}: {state}{}", if changed { "" } else { " (already)" });
     Ok(ExitCode::SUCCESS)
 }
 

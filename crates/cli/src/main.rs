@@ -34,7 +34,8 @@ enum Command {
         #[arg(long, hide = true, conflicts_with = "foreground")]
         detached: bool,
     },
-    /// List live serves: fleet, models, pids, port, consumers, uptime, idle timeout.
+    /// List live serves: fleet, models, pids, port, consumers, connections, memory (now and
+    /// peak, the serve's whole tree), uptime, idle timeout, last probe.
     Ps {
         /// Print JSON instead of a table.
         #[arg(long)]
@@ -63,6 +64,16 @@ enum Command {
     /// the next request.
     Reset {
         /// A fleet key, or a unique prefix of one (see `qvac-managed gc`).
+        fleet: String,
+    },
+    /// Pin a fleet: it is never evicted to make room under a memory budget.
+    Pin {
+        /// A fleet key, or a unique prefix of one.
+        fleet: String,
+    },
+    /// Unpin a fleet: when idle it may be evicted under a memory budget again.
+    Unpin {
+        /// A fleet key, or a unique prefix of one.
         fleet: String,
     },
     /// Print a fleet's runner log.
@@ -105,6 +116,8 @@ fn main() -> ExitCode {
         Command::Stop { fleet, all } => commands::stop(&registry, fleet.as_deref(), all),
         Command::Gc { dry_run, json } => commands::gc(&registry, dry_run, json),
         Command::Reset { fleet } => commands::reset(&registry, &fleet),
+        Command::Pin { fleet } => commands::pin(&registry, &fleet, true),
+        Command::Unpin { fleet } => commands::pin(&registry, &fleet, false),
         Command::Logs { fleet, follow } => commands::logs(&registry, &fleet, follow),
         Command::Doctor { serve_bin_path } => commands::doctor(&registry, serve_bin_path),
     };

@@ -19,7 +19,8 @@ pub mod primitives;
 pub mod private_file;
 
 pub use managed::{
-    catalog, consumer, consumer_watch, launch, managed_options, registry, serve_start, serve_watch,
+    budget, catalog, consumer, consumer_watch, launch, managed_options, memory_size, registry,
+    serve_start, serve_watch,
 };
 pub use primitives::{file_lock, pid_lock, process, retry, safety_net, supervisor};
 

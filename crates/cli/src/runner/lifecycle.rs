@@ -34,7 +34,8 @@ use qvac_managed_core::process::stop_adopted_children;
 use qvac_managed_core::process::ProcessIdentity;
 use qvac_managed_core::registry::{
     now_ms, Displaced, ExitKind, RecordState, Registry, RegistryError, ServeExit, ServeHealth,
-    ServeRecord, StartFailure, StartOutput,
+    ServeMemory, ServeRecord, StartFailure, StartOutput, MEMORY_CEILING_GRACE,
+    MEMORY_SAMPLE_INTERVAL,
 };
 use qvac_managed_core::retry::{CancelToken, RetryPolicy};
 use qvac_managed_core::serve_start::{start_serve, StartedServe};
@@ -54,6 +55,10 @@ pub enum RunnerExit {
     ServeHung,
     /// SIGTERM or SIGINT.
     Signalled,
+    /// Idle, and evicted at a consumer's request to make room under a memory budget.
+    Evicted,
+    /// Its tree stayed above `serveMaxMemory` for `MEMORY_CEILING_GRACE`; stopped.
+    OverMemory,
     /// The serve never became healthy; `<key>.error` says why.
     StartFailed,
     /// Another runner published this fleet first; ours stood down.
@@ -176,9 +181,11 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
     }
     // The runner owns its record: any change to `<key>.json` wakes it to put the true one back.
     // Armed before publishing, so a change right after it cannot slip past.
+    // An eviction request (`<key>.evict`) left from an earlier serve of this fleet is not ours.
+    registry.clear_eviction(&key);
     let mut record_watch = DirWatch::new(
         registry.dir(),
-        &[format!("{key}.json")],
+        &[format!("{key}.json"), format!("{key}.evict")],
         Duration::from_secs(1),
     );
     let me = ProcessIdentity::current();
@@ -221,6 +228,9 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
         port,
         "serve is healthy; record published"
     );
+    let mut memory = MemoryWatch::new(&registry, &key, serve.pid(), params.max_memory_bytes);
+    let mut memory_tick = tokio::time::interval(MEMORY_SAMPLE_INTERVAL);
+    memory_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     let idle = millis_saturating(params.idle_timeout_ms);
     let mut watch = ConsumerWatch::new(&registry.consumers_dir(&key));
@@ -261,6 +271,7 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
         } else {
             empty_since = None;
         }
+        memory.seen(live.len(), connections, empty_since.is_some());
         let idle_deadline = empty_since.map(|since| since + idle);
         tokio::select! {
             exited = serve.exited() => {
@@ -306,7 +317,29 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
                 watchdog.probed(outcome);
                 let _ = registry.write_health(&key, &watchdog.health);
             }
+            _ = memory_tick.tick() => {
+                if memory.sample() {
+                    tracing::error!(
+                        current = memory.state.current_bytes,
+                        ceiling = params.max_memory_bytes,
+                        "the serve's memory stayed above serveMaxMemory; stopping it"
+                    );
+                    break RunnerExit::OverMemory;
+                }
+            }
             _ = record_watch.changed() => {
+                if registry.eviction_requested(&key) {
+                    // Reaped exactly as at the idle deadline: a consumer or connection that is
+                    // there calls the eviction off.
+                    if try_reap(&registry, &key, &record, port, Some(&watchdog), &mut lock).await {
+                        tracing::info!("evicted to make room under a memory budget");
+                        break RunnerExit::Evicted;
+                    }
+                    tracing::info!("eviction called off: the fleet is in use");
+                    registry.clear_eviction(&key);
+                    empty_since = None;
+                    recount = Some(Instant::now());
+                }
                 if !record_is_intact(&registry, &record) {
                     // A moment's grace: a registry being removed (rm -rf) is gone by then, and
                     // is reaped, not re-created.
@@ -346,11 +379,14 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
         }
     };
     registry.remove_health(&key);
+    let peak = memory.finish();
     let kind = match exit {
         RunnerExit::ServeCrashed => Some(ExitKind::Crashed),
         RunnerExit::ServeHung => Some(ExitKind::Hung),
         RunnerExit::Signalled => Some(ExitKind::Stopped),
         RunnerExit::Reaped => Some(ExitKind::Reaped),
+        RunnerExit::Evicted => Some(ExitKind::Evicted),
+        RunnerExit::OverMemory => Some(ExitKind::Memory),
         RunnerExit::StartFailed | RunnerExit::Duplicate => None,
     };
     if let Some(kind) = kind {
@@ -364,12 +400,14 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
             output_tail: report.output_tail.clone(),
             attempt: Some(params.attempt.clone()),
             healthy_at: Some(healthy_at),
+            peak_bytes: peak,
         };
         if let Err(err) = registry.record_exit(&key, &ended) {
             tracing::warn!(%err, "cannot record how the serve ended");
         }
     }
     stop_adopted_children(params.grace()).await;
+    registry.clear_eviction(&key);
     // Only an empty consumers dir goes: a marker may belong to a consumer about to respawn.
     let _ = fs::remove_dir(registry.consumers_dir(&key));
     drop(files);
@@ -378,6 +416,105 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
     drop(lock);
     tracing::info!(?exit, "runner done");
     exit
+}
+
+/// The serve's memory: sampled every `MEMORY_SAMPLE_INTERVAL` (and once at the start), written
+/// to `<key>.mem` with what the loop last saw of consumers and connections; and the
+/// `serveMaxMemory` ceiling.
+struct MemoryWatch<'a> {
+    registry: &'a Registry,
+    key: &'a str,
+    state: ServeMemory,
+    ceiling: Option<u64>,
+    above_since: Option<Instant>,
+}
+
+impl<'a> MemoryWatch<'a> {
+    fn new(registry: &'a Registry, key: &'a str, serve_pid: i32, ceiling: Option<u64>) -> Self {
+        // The reservation the starting consumer made under a budget is kept: the fleet counts
+        // for it until it has grown past it.
+        let reserved = registry
+            .read_memory(key)
+            .filter(|m| m.serve_pid.is_none())
+            .map_or(0, |m| m.reserved_bytes);
+        let mut watch = MemoryWatch {
+            registry,
+            key,
+            state: ServeMemory {
+                serve_pid: Some(serve_pid),
+                reserved_bytes: reserved,
+                ..ServeMemory::default()
+            },
+            ceiling,
+            above_since: None,
+        };
+        watch.sample();
+        watch
+    }
+
+    /// What the loop saw: consumers, connections, and whether the fleet is idle (neither).
+    /// Written at once when it changed, so a budget decision never sees an idle fleet as in use
+    /// for a whole sample interval (nor the other way round).
+    fn seen(&mut self, consumers: usize, connections: u32, idle: bool) {
+        let before = (
+            self.state.consumers,
+            self.state.connections,
+            self.state.idle_since,
+        );
+        self.state.consumers = consumers as u32;
+        self.state.connections = connections;
+        match (idle, self.state.idle_since) {
+            (true, None) => self.state.idle_since = Some(now_ms()),
+            (false, Some(_)) => self.state.idle_since = None,
+            _ => {}
+        }
+        if before
+            != (
+                self.state.consumers,
+                self.state.connections,
+                self.state.idle_since,
+            )
+        {
+            self.write();
+        }
+    }
+
+    fn write(&self) {
+        if let Err(err) = self.registry.write_memory(self.key, &self.state) {
+            tracing::warn!(%err, "cannot write the serve's memory");
+        }
+    }
+
+    /// Samples and writes `<key>.mem`; true when the tree has been above the ceiling for
+    /// `MEMORY_CEILING_GRACE`.
+    fn sample(&mut self) -> bool {
+        let Some(pid) = self.state.serve_pid else {
+            return false;
+        };
+        let Some(bytes) = qvac_managed_core::platform::tree_resident_bytes(pid) else {
+            return false;
+        };
+        self.state.current_bytes = bytes;
+        self.state.peak_bytes = self.state.peak_bytes.max(bytes);
+        self.state.sampled_at = Some(now_ms());
+        self.write();
+        match self.ceiling {
+            Some(ceiling) if bytes > ceiling => {
+                let since = *self.above_since.get_or_insert_with(Instant::now);
+                since.elapsed() >= MEMORY_CEILING_GRACE
+            }
+            _ => {
+                self.above_since = None;
+                false
+            }
+        }
+    }
+
+    /// The peak seen (`None` if never sampled); `<key>.mem` goes with the serve.
+    fn finish(&mut self) -> Option<u64> {
+        self.registry.remove_memory(self.key);
+        (self.state.peak_bytes > 0).then_some(self.state.peak_bytes)
+    }
 }
 
 /// A probe in flight: its outcome and how long it took.
@@ -528,6 +665,7 @@ pub fn clean_up_after_panic(registry: &Registry, key: &str) {
     };
     if ours {
         let _ = registry.remove_record(key);
+        registry.remove_memory(key);
     }
     let _ = fs::remove_dir(registry.consumers_dir(key));
 }

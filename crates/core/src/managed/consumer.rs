@@ -76,6 +76,13 @@ pub enum EnsureError {
         max_restarts: u32,
         crash_loop: CrashLoop,
     },
+    /// The start does not fit the memory budget, even with every idle fleet evicted.
+    #[error("{0}")]
+    MemoryBudget(Box<crate::budget::BudgetRefusal>),
+    /// An option read here rather than by `validate` (the budget's environment variable, a
+    /// percentage where physical memory is unknown).
+    #[error(transparent)]
+    Invalid(#[from] crate::options::InvalidOption),
     /// The caller gave up (its AbortSignal fired) before the attach completed. A start that
     /// other consumers wait on is not cancelled: the runner, once launched, goes on.
     #[error("the attach was aborted")]
@@ -100,6 +107,8 @@ impl EnsureError {
             EnsureError::Runner { .. } => "SERVE_SPAWN_FAILED".into(),
             EnsureError::UntrustedRecord { .. } => "SERVE_RECORD_UNTRUSTED".into(),
             EnsureError::CrashLoop { .. } => "SERVE_CRASH_LOOP".into(),
+            EnsureError::MemoryBudget(_) => "SERVE_MEMORY_BUDGET".into(),
+            EnsureError::Invalid(e) => e.code().into(),
             EnsureError::Aborted => "ABORT_ERR".into(),
             EnsureError::Registry(e) => e.code().into(),
         }
@@ -177,9 +186,11 @@ async fn ensure_serve_uncancelled(
     // A serveBinPath that does not exist is bad input: refused before anything is written.
     check_serve_bin_path(options.serve_bin_path.as_deref())
         .map_err(|err| EnsureError::Start(Box::new(err.failure())))?;
+    let budget = memory_budget(options, launch)?;
     registry.ensure_dir()?;
     if options.reuse && avoid.is_none() {
         if let Some(attached) = try_attach(registry, fleet_key)? {
+            pin(registry, options, fleet_key);
             return Ok(attached);
         }
     }
@@ -189,7 +200,10 @@ async fn ensure_serve_uncancelled(
         tracing::warn!(%err, "sweeping the registry before a start failed");
     }
     let marker = registry.add_consumer(fleet_key)?;
-    let result = attach_or_spawn(registry, options, fleet_key, launch, marker, avoid).await;
+    let result = attach_or_spawn(registry, options, fleet_key, launch, marker, avoid, budget).await;
+    if result.is_ok() {
+        pin(registry, options, fleet_key);
+    }
     if result.is_err() {
         // Our marker is gone with the error; an empty consumers dir would be a leftover.
         let _ = std::fs::remove_dir(registry.consumers_dir(fleet_key));
@@ -204,6 +218,7 @@ async fn attach_or_spawn(
     launch: &RunnerLaunch,
     marker: ConsumerMarker,
     avoid: Option<i32>,
+    budget: Option<u64>,
 ) -> Result<Attachment, EnsureError> {
     // Armed before the first look, so no change between a look and the wait is missed.
     let mut wakeups = Wakeups::new(registry, fleet_key);
@@ -254,9 +269,20 @@ async fn attach_or_spawn(
                         crash_loop,
                     });
                 }
+                // Room under the memory budget, decided while we hold the spawn lock.
+                if let Some(budget) = budget {
+                    match crate::budget::admit(registry, fleet_key, &options.models, budget).await {
+                        Ok(()) => {}
+                        Err(crate::budget::AdmitError::Refused(refusal)) => {
+                            return Err(EnsureError::MemoryBudget(Box::new(refusal)));
+                        }
+                        Err(crate::budget::AdmitError::Registry(err)) => return Err(err.into()),
+                    }
+                }
                 let result = spawn_and_wait(registry, options, fleet_key, launch, deadline).await;
                 drop(lock);
                 if result.is_err() {
+                    crate::budget::release_reservation(registry, fleet_key);
                     // A runner that failed fast may have been handed the lock just before it
                     // exited; a lock naming a dead process is ours to clear now.
                     let _ = crate::pid_lock::PidLock::clear_stale(&registry.lock_path(fleet_key));
@@ -316,6 +342,62 @@ async fn attach_or_spawn(
         .min()
         .unwrap_or(deadline);
         wakeups.next(holder, wake_at).await;
+    }
+}
+
+/// The budget a start of this provider is decided under, in bytes: `memoryBudget`, else
+/// `QVAC_MANAGED_MEMORY_BUDGET` from the environment the runner gets; `None` (no budget) when
+/// neither is set.
+fn memory_budget(
+    options: &ManagedOptions,
+    launch: &RunnerLaunch,
+) -> Result<Option<u64>, EnsureError> {
+    const ENV: &str = "QVAC_MANAGED_MEMORY_BUDGET";
+    let (size, option) = match options.memory_budget {
+        Some(size) => (size, "memoryBudget"),
+        None => {
+            let value = match &launch.env {
+                Some(env) => env.iter().find(|(k, _)| k == ENV).map(|(_, v)| v.clone()),
+                None => std::env::var(ENV).ok(),
+            };
+            let Some(value) = value.filter(|v| !v.trim().is_empty()) else {
+                return Ok(None);
+            };
+            let size = crate::memory_size::MemorySize::parse(&value).ok_or_else(|| {
+                crate::options::InvalidOption::new(
+                    ENV,
+                    crate::js_value::json_string(&value),
+                    crate::memory_size::MEMORY_SIZE_EXPECTED,
+                )
+            })?;
+            (size, ENV)
+        }
+    };
+    resolve_size(size, option).map(Some)
+}
+
+/// A size in bytes; a percentage needs the machine's physical memory.
+pub fn resolve_size(
+    size: crate::memory_size::MemorySize,
+    option: &str,
+) -> Result<u64, EnsureError> {
+    size.bytes(crate::platform::physical_memory_bytes())
+        .ok_or_else(|| {
+            crate::options::InvalidOption::new(
+                option,
+                "a percentage".to_owned(),
+                "a size in bytes or with a unit: this OS does not say how much physical memory it has",
+            )
+            .into()
+        })
+}
+
+/// `pin: true` pins the fleet (`<key>.pin`) once attached.
+fn pin(registry: &Registry, options: &ManagedOptions, key: &str) {
+    if options.pin && !registry.is_pinned(key) {
+        if let Err(err) = registry.set_pinned(key, true) {
+            tracing::warn!(%err, "cannot pin the fleet");
+        }
     }
 }
 
@@ -498,6 +580,10 @@ async fn spawn_and_wait(
         launcher: Some(crate::process::ProcessIdentity::current().to_record()),
         hang_timeout_ms: options.serve_hang_timeout.as_secs_f64() * 1000.0,
         idle_counts_connections: options.serve_idle_counts_connections,
+        max_memory_bytes: options
+            .serve_max_memory
+            .map(|size| resolve_size(size, "serveMaxMemory"))
+            .transpose()?,
     };
     let params_path = params.write(registry).map_err(|e| EnsureError::Runner {
         path: launch.runner_path.clone(),

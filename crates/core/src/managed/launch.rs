@@ -56,6 +56,9 @@ pub struct RunnerParams {
     /// `serveIdleCountsConnections`; absent from older consumers' params: true.
     #[serde(default = "default_true")]
     pub idle_counts_connections: bool,
+    /// `serveMaxMemory` in bytes: the runner stops a serve whose tree stays above it.
+    #[serde(default)]
+    pub max_memory_bytes: Option<u64>,
 }
 
 fn default_hang_timeout_ms() -> f64 {
@@ -184,6 +187,7 @@ pub(crate) mod tests {
             launcher: None,
             hang_timeout_ms: 60_000.0,
             idle_counts_connections: true,
+            max_memory_bytes: None,
         }
     }
 

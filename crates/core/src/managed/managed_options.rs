@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::catalog;
 use crate::js_value::{format_js_number, json_string, JsValue};
+use crate::memory_size::{MemorySize, MEMORY_SIZE_EXPECTED};
 use crate::options::InvalidOption;
 
 pub const DEFAULT_SERVE_HOST: &str = "127.0.0.1";
@@ -55,6 +56,13 @@ pub struct ManagedOptions {
     pub serve_idle_counts_connections: bool,
     /// Ours: see [`DEFAULT_SERVE_MAX_RESTARTS`].
     pub serve_max_restarts: u32,
+    /// Ours, not in the fleet key: the machine-wide budget a start of this provider is decided
+    /// under (`QVAC_MANAGED_MEMORY_BUDGET` when not given; off when neither is).
+    pub memory_budget: Option<MemorySize>,
+    /// Ours, not in the fleet key: this fleet is never evicted to make room.
+    pub pin: bool,
+    /// Ours, not in the fleet key: a serve whose tree stays above this is stopped by its runner.
+    pub serve_max_memory: Option<MemorySize>,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -266,6 +274,17 @@ pub fn validate(options: &JsValue) -> Result<ManagedOptions, OptionsError> {
         None | Some(JsValue::Undefined) | Some(JsValue::Function) => {}
         Some(other) => return Err(invalid("fetch", other, "a fetch-compatible function")),
     }
+    let memory_size = |key: &str| -> Result<Option<MemorySize>, OptionsError> {
+        match options.get(key) {
+            None | Some(JsValue::Undefined) => Ok(None),
+            Some(value) => MemorySize::from_js(value)
+                .map(Some)
+                .ok_or_else(|| invalid(key, value, MEMORY_SIZE_EXPECTED)),
+        }
+    };
+    let memory_budget = memory_size("memoryBudget")?;
+    let serve_max_memory = memory_size("serveMaxMemory")?;
+    let pin = optional_bool(options, "pin")?.unwrap_or(false);
     let models = validate_models(options.get("models").unwrap_or(&JsValue::Undefined))?;
     Ok(ManagedOptions {
         models,
@@ -279,6 +298,9 @@ pub fn validate(options: &JsValue) -> Result<ManagedOptions, OptionsError> {
         serve_hang_timeout,
         serve_idle_counts_connections,
         serve_max_restarts,
+        memory_budget,
+        pin,
+        serve_max_memory,
     })
 }
 

@@ -42,6 +42,7 @@ pub async fn serve_exited(
                 output_tail: String::new(),
                 attempt: None,
                 healthy_at: None,
+                peak_bytes: None,
             };
         }
         tokio::time::sleep(EXIT_RECORD_POLL).await;

@@ -375,6 +375,35 @@ fn process_tree(root: i32, limit: usize) -> Vec<i32> {
     tree
 }
 
+/// Resident bytes of `root` and every descendant (at most [`TREE_LIMIT`] processes): the
+/// second field of each one's `/proc/<pid>/statm` (one read per process, found through the
+/// `children` files, never a scan of `/proc`). `None` when `root` is gone.
+pub fn tree_resident_bytes(root: i32) -> Option<u64> {
+    let page = rustix::param::page_size() as u64;
+    let mut total = None;
+    for pid in process_tree(root, TREE_LIMIT) {
+        let resident = read_proc_file(&format!("/proc/{pid}/statm"))
+            .and_then(|statm| statm.split_whitespace().nth(1)?.parse::<u64>().ok());
+        if let Some(pages) = resident {
+            *total.get_or_insert(0) += pages * page;
+        } else if pid == root {
+            return None;
+        }
+    }
+    total
+}
+
+/// The machine's physical memory (`MemTotal` of `/proc/meminfo`).
+pub fn physical_memory_bytes() -> Option<u64> {
+    let meminfo = read_proc_file("/proc/meminfo")?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// The most processes of one serve's tree that are looked at.
+const TREE_LIMIT: usize = 512;
+
 fn fallback_group_alive(pgid: i32) -> bool {
     nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), None).is_ok()
 }

@@ -173,6 +173,57 @@ pub fn children_of(parent: i32) -> Vec<(i32, i32)> {
         .collect()
 }
 
+/// Resident bytes of `root` and every descendant (at most 512 processes), from
+/// `proc_pidinfo(PROC_PIDTASKINFO)`'s `pti_resident_size` for each, the tree walked by
+/// `proc_listchildpids`. `None` when `root` is gone or not ours to read.
+pub fn tree_resident_bytes(root: i32) -> Option<u64> {
+    let resident = |pid: i32| -> Option<u64> {
+        let mut info = std::mem::MaybeUninit::<libc::proc_taskinfo>::zeroed();
+        let size = std::mem::size_of::<libc::proc_taskinfo>() as libc::c_int;
+        // SAFETY: `info` has room for `size` bytes, which is all the kernel writes.
+        let n = unsafe {
+            libc::proc_pidinfo(
+                pid,
+                libc::PROC_PIDTASKINFO,
+                0,
+                info.as_mut_ptr().cast(),
+                size,
+            )
+        };
+        // SAFETY: the kernel filled the whole struct when it returned its size.
+        (n == size).then(|| unsafe { info.assume_init() }.pti_resident_size)
+    };
+    let mut total = resident(root)?;
+    let mut tree = vec![root];
+    let mut next = 0;
+    while next < tree.len() && tree.len() < 512 {
+        let pid = tree[next];
+        next += 1;
+        for (child, _) in children_of(pid) {
+            tree.push(child);
+            total += resident(child).unwrap_or(0);
+        }
+    }
+    Some(total)
+}
+
+/// The machine's physical memory (`sysctl hw.memsize`).
+pub fn physical_memory_bytes() -> Option<u64> {
+    let mut bytes: u64 = 0;
+    let mut len = std::mem::size_of::<u64>();
+    // SAFETY: a NUL-terminated name and a u64 with its size, which is what hw.memsize holds.
+    let rc = unsafe {
+        libc::sysctlbyname(
+            c"hw.memsize".as_ptr(),
+            (&mut bytes as *mut u64).cast(),
+            &mut len,
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    (rc == 0 && bytes > 0).then_some(bytes)
+}
+
 /// No API names an flock holder on macOS.
 pub fn flock_holder_pid(_file: &File) -> Option<i32> {
     None

@@ -67,9 +67,10 @@ mod linux;
 pub mod watch;
 #[cfg(target_os = "linux")]
 pub use linux::{
-    boot_id, children_of, flock_holder_pid, machine_id, process_cmdline, process_group_alive,
-    process_group_of, process_is_zombie, process_start_time, rename_noreplace, serve_connections,
-    set_parent_death_signal, tcp_connections_to_each, tcp_listener_pid,
+    boot_id, children_of, flock_holder_pid, machine_id, physical_memory_bytes, process_cmdline,
+    process_group_alive, process_group_of, process_is_zombie, process_start_time, rename_noreplace,
+    serve_connections, set_parent_death_signal, tcp_connections_to_each, tcp_listener_pid,
+    tree_resident_bytes,
 };
 #[cfg(target_os = "linux")]
 pub use watch::{DirWatcher, ExitWatch, ProcessHandle};
@@ -79,10 +80,10 @@ pub use watch::{DirWatcher, ExitWatch, ProcessHandle};
 mod macos;
 #[cfg(target_os = "macos")]
 pub use macos::{
-    boot_id, children_of, flock_holder_pid, machine_id, process_cmdline, process_group_alive,
-    process_group_of, process_is_zombie, process_start_time, rename_noreplace, serve_connections,
-    set_parent_death_signal, tcp_connections_to_each, tcp_listener_pid, DirWatcher, ExitWatch,
-    ProcessHandle,
+    boot_id, children_of, flock_holder_pid, machine_id, physical_memory_bytes, process_cmdline,
+    process_group_alive, process_group_of, process_is_zombie, process_start_time, rename_noreplace,
+    serve_connections, set_parent_death_signal, tcp_connections_to_each, tcp_listener_pid,
+    tree_resident_bytes, DirWatcher, ExitWatch, ProcessHandle,
 };
 
 #[cfg(windows)]
@@ -92,12 +93,12 @@ mod windows;
 pub use windows::{
     boot_id, children_of, create_private_dir, create_private_dir_all, dir_guard_file,
     exit_immediately, exit_signal, file_identity, file_identity_at, flock_holder_pid,
-    home_of_current_user, is_executable, machine_id, pid_exists, private_dir_problem,
-    process_cmdline, process_group_alive, process_group_of, process_is_zombie, process_start_time,
-    reap_exited_children, rename_noreplace, retry_transient, serve_connections,
+    home_of_current_user, is_executable, machine_id, physical_memory_bytes, pid_exists,
+    private_dir_problem, process_cmdline, process_group_alive, process_group_of, process_is_zombie,
+    process_start_time, reap_exited_children, rename_noreplace, retry_transient, serve_connections,
     set_parent_death_signal, signal_child, signal_group, signal_name, stop_event_name, sync_dir,
-    tcp_connections_to_each, tcp_listener_pid, with_create_mode, DirWatcher, ExitWatch,
-    ProcessHandle, ProcessTree, StopEvent, EXECUTABLE_SUFFIXES, NULL_DEVICE,
+    tcp_connections_to_each, tcp_listener_pid, tree_resident_bytes, with_create_mode, DirWatcher,
+    ExitWatch, ProcessHandle, ProcessTree, StopEvent, EXECUTABLE_SUFFIXES, NULL_DEVICE,
 };
 
 #[cfg(all(unix, not(any(target_os = "linux", target_os = "macos"))))]
@@ -156,6 +157,16 @@ mod fallback {
     /// Without /proc the adopted children are not listed (untested platforms).
     pub fn children_of(_parent: i32) -> Vec<(i32, i32)> {
         vec![]
+    }
+
+    /// Not known on untested platforms: a percentage budget is refused there.
+    pub fn physical_memory_bytes() -> Option<u64> {
+        None
+    }
+
+    /// No portable way to read another process's resident size: not measured.
+    pub fn tree_resident_bytes(_root: i32) -> Option<u64> {
+        None
     }
 
     /// No portable way to read another process's command line: nothing is proven by it.
@@ -235,10 +246,10 @@ mod fallback {
 }
 #[cfg(all(unix, not(any(target_os = "linux", target_os = "macos"))))]
 pub use fallback::{
-    boot_id, children_of, flock_holder_pid, machine_id, process_cmdline, process_group_alive,
-    process_group_of, process_is_zombie, process_start_time, rename_noreplace, serve_connections,
-    set_parent_death_signal, tcp_connections_to_each, tcp_listener_pid, DirWatcher, ExitWatch,
-    ProcessHandle,
+    boot_id, children_of, flock_holder_pid, machine_id, physical_memory_bytes, process_cmdline,
+    process_group_alive, process_group_of, process_is_zombie, process_start_time, rename_noreplace,
+    serve_connections, set_parent_death_signal, tcp_connections_to_each, tcp_listener_pid,
+    tree_resident_bytes, DirWatcher, ExitWatch, ProcessHandle,
 };
 
 /// Established TCP connections accepted on local `port` at any address (from any process),

@@ -416,6 +416,73 @@ pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
     }
 }
 
+/// Working-set bytes of `root` and every descendant (at most 512 processes): the tree from one
+/// process snapshot (parent ids), each process's `GetProcessMemoryInfo`. `None` when `root`
+/// cannot be opened. A parent id can outlive its process and be reused: a child whose creation
+/// time is before its parent's is not counted as its descendant.
+pub fn tree_resident_bytes(root: i32) -> Option<u64> {
+    use windows_sys::Win32::System::Diagnostics::ToolHelp::{
+        CreateToolhelp32Snapshot, Process32FirstW, Process32NextW, PROCESSENTRY32W,
+        TH32CS_SNAPPROCESS,
+    };
+    let resident = |pid: i32| -> Option<u64> {
+        use windows_sys::Win32::System::ProcessStatus::{
+            GetProcessMemoryInfo, PROCESS_MEMORY_COUNTERS,
+        };
+        let process = open_process(pid, th::PROCESS_QUERY_LIMITED_INFORMATION).ok()?;
+        // SAFETY: all-zero is valid for this plain C struct.
+        let mut counters: PROCESS_MEMORY_COUNTERS = unsafe { std::mem::zeroed() };
+        let size = std::mem::size_of::<PROCESS_MEMORY_COUNTERS>() as u32;
+        // SAFETY: a valid process handle and a struct of the size given.
+        let ok = unsafe { GetProcessMemoryInfo(raw(&process), &mut counters, size) } != 0;
+        ok.then_some(counters.WorkingSetSize as u64)
+    };
+    let mut total = resident(root)?;
+    // SAFETY: a system-wide process snapshot, owned below.
+    let Some(snapshot) = owned(unsafe { CreateToolhelp32Snapshot(TH32CS_SNAPPROCESS, 0) }) else {
+        return Some(total);
+    };
+    let mut parents = Vec::new();
+    // SAFETY: all-zero is valid for this plain C struct; dwSize is set as the API requires.
+    let mut entry: PROCESSENTRY32W = unsafe { std::mem::zeroed() };
+    entry.dwSize = std::mem::size_of::<PROCESSENTRY32W>() as u32;
+    // SAFETY: a valid snapshot and a sized entry.
+    let mut more = unsafe { Process32FirstW(raw(&snapshot), &mut entry) } != 0;
+    while more {
+        parents.push((entry.th32ProcessID as i32, entry.th32ParentProcessID as i32));
+        // SAFETY: as above.
+        more = unsafe { Process32NextW(raw(&snapshot), &mut entry) } != 0;
+    }
+    let mut tree = vec![root];
+    let mut next = 0;
+    while next < tree.len() && tree.len() < 512 {
+        let parent = tree[next];
+        next += 1;
+        let born = process_start_time(parent);
+        for &(pid, _) in parents
+            .iter()
+            .filter(|&&(pid, ppid)| ppid == parent && pid != parent)
+        {
+            if tree.contains(&pid) || process_start_time(pid) < born {
+                continue;
+            }
+            tree.push(pid);
+            total += resident(pid).unwrap_or(0);
+        }
+    }
+    Some(total)
+}
+
+/// The machine's physical memory (`GlobalMemoryStatusEx`).
+pub fn physical_memory_bytes() -> Option<u64> {
+    use windows_sys::Win32::System::SystemInformation::{GlobalMemoryStatusEx, MEMORYSTATUSEX};
+    // SAFETY: all-zero is valid for this plain C struct; dwLength is set as the API requires.
+    let mut status: MEMORYSTATUSEX = unsafe { std::mem::zeroed() };
+    status.dwLength = std::mem::size_of::<MEMORYSTATUSEX>() as u32;
+    // SAFETY: a sized struct.
+    (unsafe { GlobalMemoryStatusEx(&mut status) } != 0).then_some(status.ullTotalPhys)
+}
+
 /// Windows processes do not adopt orphans: a runner has nothing to list (its job holds the
 /// serve's whole tree instead).
 pub fn children_of(_parent: i32) -> Vec<(i32, i32)> {

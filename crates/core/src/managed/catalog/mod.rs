@@ -35,11 +35,20 @@ pub fn resolve_constant(name: &str) -> &str {
 
 /// The endpoint category of a constant or catalog id.
 pub fn endpoint(name: &str) -> Option<Endpoint> {
+    model(name).map(|(_, endpoint, _)| *endpoint)
+}
+
+/// The size in bytes of a constant's or catalog id's model file, as the source package states it.
+pub fn model_size(name: &str) -> Option<u64> {
+    model(name).map(|(_, _, size)| *size)
+}
+
+fn model(name: &str) -> Option<&'static (&'static str, Endpoint, u64)> {
     let constant = resolve_constant(name);
     data::MODELS
-        .binary_search_by(|(n, _)| n.cmp(&constant))
+        .binary_search_by(|(n, _, _)| n.cmp(&constant))
         .ok()
-        .map(|i| data::MODELS[i].1)
+        .map(|i| &data::MODELS[i])
 }
 
 /// Number of SDK constants in the catalog.
@@ -74,6 +83,6 @@ mod tests {
         // Every catalog id points at a known constant.
         assert!(data::CATALOG_IDS
             .iter()
-            .all(|(_, c)| data::MODELS.binary_search_by(|(n, _)| n.cmp(c)).is_ok()));
+            .all(|(_, c)| data::MODELS.binary_search_by(|(n, _, _)| n.cmp(c)).is_ok()));
     }
 }

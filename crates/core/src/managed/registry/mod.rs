@@ -11,6 +11,10 @@
 //!   <key>.health                     ours: the watchdog's last probe
 //!   <key>.exits                      ours: how the fleet's last serves ended (crash-loop cap)
 //!   <key>.start-output               ours: the serve's output lines while its start is in progress
+//!   <key>.mem                        ours: the serve tree's resident memory (now, peak), a reservation
+//!   <key>.pin                        ours: never evicted under a memory budget
+//!   <key>.evict                      ours: a request to the runner to evict its idle serve
+//!   memory-budget.lock               ours: one memory-budget decision at a time
 //! ```
 //!
 //! A record is trusted only if it parses with the right types, names its own key, its baseURL
@@ -23,6 +27,7 @@
 
 mod consumers;
 mod dir;
+mod memory;
 mod record;
 mod serve_state;
 mod start_failure;
@@ -35,6 +40,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use consumers::ConsumerMarker;
+pub use memory::{ServeMemory, MEMORY_CEILING_GRACE, MEMORY_SAMPLE_INTERVAL};
 pub use record::{js_number_value, RecordState, ServeInfo, ServeRecord};
 pub use serve_state::{now_ms, CrashLoop, ExitKind, ServeExit, ServeHealth};
 pub use start_failure::StartFailure;
@@ -168,6 +174,8 @@ impl Registry {
             self.start_failure_path(key),
             self.health_path(key),
             self.start_output_path(key),
+            self.memory_path(key),
+            self.evict_path(key),
         ] {
             let _ = remove_file_if_present(&path);
         }

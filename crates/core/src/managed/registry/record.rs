@@ -214,6 +214,10 @@ pub struct ServeInfo {
     pub idle_timeout_ms: f64,
     /// The runner's watchdog view (ours; none for upstream's serves or before the first probe).
     pub health: Option<super::ServeHealth>,
+    /// The runner's last memory sample of this serve's tree (ours; none for upstream's serves).
+    pub memory: Option<super::ServeMemory>,
+    /// Never evicted under a memory budget (`<key>.pin`).
+    pub pinned: bool,
 }
 
 impl Registry {
@@ -286,8 +290,13 @@ impl Registry {
             let health = self
                 .read_health(&key)
                 .filter(|h| h.serve_pid == record.serve_pid);
+            let memory = self
+                .read_memory(&key)
+                .filter(|m| m.serve_pid == Some(record.serve_pid) && m.sampled_at.is_some());
             serves.push(ServeInfo {
                 consumers: self.live_consumers(&key, false)?.len(),
+                memory,
+                pinned: self.is_pinned(&key),
                 fleet_key: key,
                 models,
                 base_url: record.base_url.clone(),

@@ -63,6 +63,12 @@ pub enum ExitKind {
     Stopped,
     /// Idle: its last consumer and connection were gone for `serveIdleTimeout`.
     Reaped,
+    /// Idle, and stopped early to make room for another fleet under a memory budget.
+    Evicted,
+    /// Its process tree stayed above `serveMaxMemory` for [`MEMORY_CEILING_GRACE`]; stopped.
+    ///
+    /// [`MEMORY_CEILING_GRACE`]: super::MEMORY_CEILING_GRACE
+    Memory,
 }
 
 impl ExitKind {
@@ -72,12 +78,14 @@ impl ExitKind {
             ExitKind::Hung => "hung",
             ExitKind::Stopped => "stopped",
             ExitKind::Reaped => "reaped",
+            ExitKind::Evicted => "evicted",
+            ExitKind::Memory => "memory",
         }
     }
 
     /// An exit the crash-loop cap counts: not asked for.
     pub fn is_unexpected(self) -> bool {
-        matches!(self, ExitKind::Crashed | ExitKind::Hung)
+        matches!(self, ExitKind::Crashed | ExitKind::Hung | ExitKind::Memory)
     }
 }
 
@@ -101,6 +109,10 @@ pub struct ServeExit {
     /// start when it ended know the exit is theirs to report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthy_at: Option<u64>,
+    /// The most resident memory its process tree was seen to use (bytes); `None` when never
+    /// sampled. A later start of the fleet under a memory budget reserves this much.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_bytes: Option<u64>,
 }
 
 impl ServeExit {
@@ -241,7 +253,10 @@ impl Registry {
 }
 
 /// Writes `value` as JSON to `path` atomically (temp file, rename), 0600.
-fn write_json(path: &std::path::Path, value: &impl Serialize) -> Result<(), RegistryError> {
+pub(super) fn write_json(
+    path: &std::path::Path,
+    value: &impl Serialize,
+) -> Result<(), RegistryError> {
     let json = serde_json::to_vec(value).expect("plain data serialises");
     crate::private_file::write_atomic(path, &json).map_err(io_err("write", path))
 }
@@ -295,6 +310,7 @@ mod tests {
             output_tail: format!("tail {at}"),
             attempt: None,
             healthy_at: None,
+            peak_bytes: None,
         }
     }
 
