@@ -73,6 +73,7 @@ describe('memory budget across processes', () => {
     assert.ok(evicted.peakBytes >= a.bytes, `the exit carries the peak (${evicted.peakBytes})`);
     assert.ok(running(b.pid), 'B, in use, untouched');
     assert.ok(running(attached.servePid));
+    assert.match(s.cli('ps').stdout, new RegExp(`${s.keyOf(A)} evicted to make room under a memory budget`));
     const used = s.ps().reduce((sum, x) => sum + (x.memoryBytes ?? 0), 0);
     assert.ok(used <= budget, `in use ${used} within the budget ${budget}`);
     // C answers.
@@ -188,6 +189,40 @@ describe('memory budget across processes', () => {
       assert.ok(running(b.pid), 'B, in use, untouched');
     }
     await holder.p.finish();
+  });
+});
+
+describe('memory options', () => {
+  test('memoryBudget, serveMaxMemory, pin and QVAC_MANAGED_MEMORY_BUDGET are checked before anything is written; none is part of the fleet key', async (t) => {
+    const s = setup(t);
+    const bad = [
+      ['memoryBudget', 'abc'],
+      ['memoryBudget', '0'],
+      ['memoryBudget', '-1GB'],
+      ['memoryBudget', '200%'],
+      ['memoryBudget', 512],
+      ['memoryBudget', true],
+      ['serveMaxMemory', '12 parsecs'],
+      ['serveMaxMemory', 1.5],
+      ['pin', 'yes']
+    ];
+    for (const [option, value] of bad) {
+      await assert.rejects(createQvac({ mode: 'managed', ...s.options(A, { [option]: value }) }), (e) => {
+        assert.equal(e.code, 'INVALID_OPTION', `${option}: ${JSON.stringify(value)}: ${e.message}`);
+        assert.equal(e.option, option);
+        return true;
+      });
+    }
+    withEnv(t, { QVAC_MANAGED_MEMORY_BUDGET: 'lots' });
+    await assert.rejects(createQvac({ mode: 'managed', ...s.options(A) }), (e) => {
+      assert.equal(e.code, 'INVALID_OPTION', e.message);
+      assert.equal(e.option, 'QVAC_MANAGED_MEMORY_BUDGET');
+      assert.match(e.message, /'12GiB'/);
+      return true;
+    });
+    assert.equal(existsSync(s.registryDir), false, 'nothing was written');
+    const key = (extra) => validateManagedOptions({ mode: 'managed', ...s.options(A, extra) }).fleetKey;
+    assert.equal(key({ memoryBudget: '80%', pin: true, serveMaxMemory: '2GiB' }), key({}));
   });
 });
 

@@ -14,7 +14,7 @@ use qvac_managed_core::memory_size::format_bytes;
 use qvac_managed_core::options::millis_saturating;
 use qvac_managed_core::platform;
 use qvac_managed_core::registry::{
-    fleet_key_of, js_number_value, now_ms, CrashLoop, Registry, ServeHealth, ServeInfo,
+    fleet_key_of, js_number_value, now_ms, CrashLoop, ExitKind, Registry, ServeHealth, ServeInfo,
     StopOutcome, UnverifiedRecord,
 };
 use qvac_managed_core::serve_start::resolve_serve_command_in;
@@ -96,8 +96,44 @@ pub fn ps(registry: &Registry, json: bool) -> CommandResult {
     if serves.iter().any(|s| s.pinned) {
         println!("* pinned: never evicted under a memory budget (`qvac-managed unpin <fleet>`)");
     }
+    print_memory_exits(registry, &serves)?;
     print_unverified(&unverified);
     Ok(ExitCode::SUCCESS)
+}
+
+/// How recently a fleet's serve must have ended for `ps` to say it was evicted or stopped for
+/// its memory.
+const RECENT_MEMORY_EXIT: Duration = Duration::from_secs(600);
+
+/// Fleets not running now whose serve was evicted (memory budget) or stopped above
+/// `serveMaxMemory` in the last ten minutes: why a fleet a user expected is gone.
+fn print_memory_exits(registry: &Registry, live: &[ServeInfo]) -> io::Result<()> {
+    let keys = registry.fleets_with_exits().map_err(io::Error::other)?;
+    for key in keys
+        .iter()
+        .filter(|k| !live.iter().any(|s| &s.fleet_key == *k))
+    {
+        let Some(last) = registry.read_exits(key).into_iter().last() else {
+            continue;
+        };
+        let ago = Duration::from_millis(now_ms().saturating_sub(last.at));
+        let why = match last.kind {
+            ExitKind::Evicted => "evicted to make room under a memory budget",
+            ExitKind::Memory => "stopped above serveMaxMemory",
+            _ => continue,
+        };
+        if ago <= RECENT_MEMORY_EXIT {
+            let peak = last
+                .peak_bytes
+                .map_or_else(|| "not sampled".into(), format_bytes);
+            println!(
+                "{} {why} {} ago (peak {peak}); the next request starts it again",
+                short_key(key),
+                human(ago)
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Records moved aside because the serve they name could not be proven ours: what `ps`, `gc`
@@ -399,7 +435,7 @@ fn finished_fleet_files(
     let mut found = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        // (`<key>.health` and `<key>.start-output` of a gone runner are the sweep's.)
+        // (`<key>.health`, `.start-output`, `.mem` and `.evict` of a gone runner are the sweep's.)
         let Some(key) = fleet_key_of(&name, &[".log.1", ".log", ".error", ".exits"]) else {
             continue;
         };

@@ -414,7 +414,7 @@ const UNTRUSTED_RECORD_GRACE: Duration = Duration::from_secs(2);
 
 /// The failure of a start this consumer waited on (since `waiting_since`) whose serve became
 /// healthy while it waited and ended before it could be used: not by an idle reap, which is no
-/// failure (the consumer then starts afresh).
+/// failure, nor by an eviction (the consumer then starts afresh).
 fn waited_start_ended(
     registry: &Registry,
     key: &str,
@@ -427,7 +427,10 @@ fn waited_start_ended(
         .rev()
         .find(|e| {
             e.healthy_at.is_some_and(|at| at >= since)
-                && e.kind != crate::registry::ExitKind::Reaped
+                && !matches!(
+                    e.kind,
+                    crate::registry::ExitKind::Reaped | crate::registry::ExitKind::Evicted
+                )
         })
         .map(|e| e.as_start_failure())
 }

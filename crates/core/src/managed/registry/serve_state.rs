@@ -131,6 +131,10 @@ impl ServeExit {
                 "SERVE_STOPPED",
                 format!("the serve was stopped right after it became healthy, before it could be used (stopServe(), `qvac-managed stop`, or a signal to its runner; {status}). Create the provider again, or retry the request, to start it afresh."),
             ),
+            ExitKind::Memory => (
+                "SERVE_EXITED",
+                format!("qvac serve was stopped by its runner right after becoming healthy: its process tree stayed above `serveMaxMemory` ({status}). Raise `serveMaxMemory` or use smaller models."),
+            ),
             _ => (
                 "SERVE_EXITED",
                 format!("qvac serve exited right after becoming healthy ({status})."),
@@ -312,6 +316,19 @@ mod tests {
             healthy_at: None,
             peak_bytes: None,
         }
+    }
+
+    #[test]
+    fn a_serve_stopped_for_its_memory_counts_toward_the_crash_loop_and_an_eviction_does_not() {
+        let w = Duration::from_secs(60);
+        let now = 1_000_000;
+        let memory: Vec<ServeExit> = (0..3).map(|i| exit(ExitKind::Memory, now - i)).collect();
+        assert_eq!(
+            crash_loop_at(&memory, 2, w, now).map(|c| c.restarts),
+            Some(3)
+        );
+        let evicted: Vec<ServeExit> = (0..3).map(|i| exit(ExitKind::Evicted, now - i)).collect();
+        assert_eq!(crash_loop_at(&evicted, 2, w, now), None);
     }
 
     #[test]

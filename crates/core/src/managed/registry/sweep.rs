@@ -385,9 +385,12 @@ impl Registry {
                 if PidLock::inspect(&path)?.is_some_and(|h| h.is_stale()) {
                     rest.push(Removal::StaleLock(path));
                 }
-            } else if let Some(key) = fleet_key_of(&name, &[".health", ".start-output"]) {
-                // A runner's own files, left by a runner that was killed: no record (or only a
-                // dead one) and no spawn lock held by a live process means no runner.
+            } else if let Some(key) =
+                fleet_key_of(&name, &[".health", ".start-output", ".mem", ".evict"])
+            {
+                // A runner's own files (and a start's memory reservation), left by a runner or
+                // consumer that was killed: no record (or only a dead one) and no spawn lock held
+                // by a live process means no runner and no start. (`<key>.pin` is the user's.)
                 let lock = self.lock_path(key);
                 let lock_held = lock.exists()
                     && !PidLock::inspect(&lock)?.is_some_and(|holder| holder.is_stale());
