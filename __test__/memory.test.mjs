@@ -170,6 +170,38 @@ describe('memory budget across processes', () => {
     assert.ok(maxSum <= budget, `the live serves held at most ${maxSum} of ${budget}`);
   });
 
+  test('a serve being stopped counts until it is gone, even one started without a budget', async (t) => {
+    const s = setup(t);
+    // B has no budget of its own, and ignores SIGTERM: a stop leaves it resident for the grace.
+    const b = s.consumer(B, {}, [], { FAKE_SERVE_IGNORE_SIGTERM: '1' });
+    const bPid = (await b.next(event('attached'), 30_000)).servePid;
+    const bBytes = (await waitFor(() => s.memoryOf(B)?.memoryBytes > 0 && s.memoryOf(B), 10_000, "B's memory")).memoryBytes;
+    const budget = bBytes + 128 * MIB; // B alone fits; B and another do not
+    await b.finish();
+    const { spawn } = await import('node:child_process');
+    const stop = spawn(resolveRunnerPath(), ['stop', s.keyOf(B), '--registry', s.registryDir], { stdio: 'ignore' });
+    t.after(() => stop.exitCode === null && stop.kill('SIGKILL'));
+    await waitFor(() => !existsSync(join(s.registryDir, `${s.keyOf(B)}.json`)), 10_000, "B's record removed by the stop");
+    assert.ok(running(bPid), 'B still resident (it ignores SIGTERM)');
+    const refused = await s.consumer(C, { memoryBudget: budget }).next(event('refused'), 30_000);
+    assert.equal(refused.code, 'SERVE_MEMORY_BUDGET', refused.message);
+    const held = refused.heldBy.find((f) => f.models.includes(B));
+    assert.ok(held && held.rssBytes >= bBytes * 0.9, JSON.stringify(refused.heldBy));
+    assert.match(refused.message, /starting or stopping/);
+    await new Promise((resolve) => stop.once('exit', resolve));
+    assert.equal(running(bPid), false);
+  });
+
+  test('a memory-budget.lock left with garbage in it does not hold anyone up (an flock, released with its holder)', async (t) => {
+    const s = setup(t);
+    const { mkdirSync, writeFileSync } = await import('node:fs');
+    mkdirSync(s.registryDir, { recursive: true, mode: 0o700 });
+    writeFileSync(join(s.registryDir, 'memory-budget.lock'), 'garbage\n', { mode: 0o600 });
+    const a = s.consumer(A, { memoryBudget: '4GiB' });
+    const attached = await a.next(event('attached'), 30_000);
+    assert.ok(attached.ms < 10_000, `attached in ${attached.ms} ms (a PID lock with garbage would wait 30 s)`);
+  });
+
   test('a consumer attaching to a fleet being evicted keeps it or gets a fresh serve, never another error', async (t) => {
     const s = setup(t);
     let holder = await started(s, A);
@@ -200,6 +232,7 @@ describe('memory options', () => {
       ['memoryBudget', '0'],
       ['memoryBudget', '-1GB'],
       ['memoryBudget', '200%'],
+      ['memoryBudget', '0.00001%'],
       ['memoryBudget', 512],
       ['memoryBudget', true],
       ['serveMaxMemory', '12 parsecs'],
@@ -226,8 +259,8 @@ describe('memory options', () => {
   });
 });
 
-/** The kernel's resident size of `pid` and every descendant (VmRSS), as the test reads it. */
-function treeRss(pid) {
+/** The kernel's resident size of `pid` and every descendant (VmRSS), as the test reads it; `pid` alone with `descendants` false. */
+function treeRss(pid, descendants = true) {
   if (process.platform !== 'linux') return 0;
   let total = 0;
   const queue = [pid];
@@ -235,6 +268,7 @@ function treeRss(pid) {
     const p = queue.shift();
     try {
       total += Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+      if (!descendants) break;
       for (const task of readdirSync(`/proc/${p}/task`)) {
         queue.push(...readFileSync(`/proc/${p}/task/${task}/children`, 'utf8').split(' ').filter(Boolean).map(Number));
       }
@@ -246,14 +280,16 @@ function treeRss(pid) {
 }
 
 describe('every serve measured', () => {
-  test('ps MEM is the whole tree (a grandchild holding memory included), within 10 % of the kernel’s own figure', { skip: process.platform !== 'linux' && 'the kernel figure is read from /proc' }, async (t) => {
-    const s = setup(t, { FAKE_SERVE_RSS_MIB: '100', FAKE_SERVE_RSS_GRANDCHILD_MIB: '100' });
-    const a = await started(s, A);
+  test('ps MEM is the whole tree (a grandchild holding memory, and a worker started through a parent that exited, included), within 10 % of the kernel’s own figure', { skip: process.platform !== 'linux' && 'the kernel figure is read from /proc' }, async (t) => {
+    const s = setup(t, { FAKE_SERVE_RSS_MIB: '100', FAKE_SERVE_RSS_GRANDCHILD_MIB: '100', FAKE_SERVE_RSS_ORPHAN_MIB: '100' });
+    await started(s, A);
     const listed = await waitFor(() => {
       const m = s.memoryOf(A);
       return m && Date.parse(m.memorySampledAt) > Date.now() - 2500 && m;
     }, 10_000, 'a fresh sample');
-    const kernel = treeRss(a.pid);
+    // Everything below the runner (a subreaper: the re-parented worker is its child), as the
+    // kernel counts it.
+    const kernel = treeRss(listed.runnerPid) - treeRss(listed.runnerPid, false);
     assert.ok(kernel > 200 * MIB, `the tree holds the serve's and its grandchild's memory (${kernel})`);
     assert.ok(Math.abs(listed.memoryBytes - kernel) <= kernel * 0.1, `ps ${listed.memoryBytes} vs kernel ${kernel}`);
     assert.ok(listed.peakMemoryBytes >= listed.memoryBytes);

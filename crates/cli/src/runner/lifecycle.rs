@@ -29,7 +29,7 @@ use qvac_managed_core::http::{accepts_connections, probe_observed, ProbeError};
 use qvac_managed_core::launch::RunnerParams;
 use qvac_managed_core::options::millis_saturating;
 use qvac_managed_core::pid_lock::{PidLock, PidLockError};
-use qvac_managed_core::platform::{bound_address, serve_connections};
+use qvac_managed_core::platform::{self, bound_address, serve_connections};
 use qvac_managed_core::process::stop_adopted_children;
 use qvac_managed_core::process::ProcessIdentity;
 use qvac_managed_core::registry::{
@@ -228,7 +228,7 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
         port,
         "serve is healthy; record published"
     );
-    let mut memory = MemoryWatch::new(&registry, &key, serve.pid(), params.max_memory_bytes);
+    let mut memory = MemoryWatch::new(&registry, &params, serve.pid());
     let mut memory_tick = tokio::time::interval(MEMORY_SAMPLE_INTERVAL);
     memory_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -317,7 +317,12 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
                 watchdog.probed(outcome);
                 let _ = registry.write_health(&key, &watchdog.health);
             }
-            _ = memory_tick.tick() => {
+            _ = async {
+                match memory.next_ceiling_sample() {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => { memory_tick.tick().await; }
+                }
+            } => {
                 if memory.sample() {
                     tracing::error!(
                         current = memory.state.current_bytes,
@@ -330,8 +335,8 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
             _ = record_watch.changed() => {
                 if registry.eviction_requested(&key) {
                     // Reaped exactly as at the idle deadline: a consumer or connection that is
-                    // there calls the eviction off.
-                    if try_reap(&registry, &key, &record, port, Some(&watchdog), &mut lock).await {
+                    // there calls the eviction off, and so does a pin made since the decision.
+                    if !registry.is_pinned(&key) && try_reap(&registry, &key, &record, port, Some(&watchdog), &mut lock).await {
                         tracing::info!("evicted to make room under a memory budget");
                         break RunnerExit::Evicted;
                     }
@@ -430,7 +435,8 @@ struct MemoryWatch<'a> {
 }
 
 impl<'a> MemoryWatch<'a> {
-    fn new(registry: &'a Registry, key: &'a str, serve_pid: i32, ceiling: Option<u64>) -> Self {
+    fn new(registry: &'a Registry, params: &'a RunnerParams, serve_pid: i32) -> Self {
+        let key = params.fleet_key.as_str();
         // The reservation the starting consumer made under a budget is kept: the fleet counts
         // for it until it has grown past it.
         let reserved = registry
@@ -443,9 +449,10 @@ impl<'a> MemoryWatch<'a> {
             state: ServeMemory {
                 serve_pid: Some(serve_pid),
                 reserved_bytes: reserved,
+                models: params.models.clone(),
                 ..ServeMemory::default()
             },
-            ceiling,
+            ceiling: params.max_memory_bytes,
             above_since: None,
         };
         watch.sample();
@@ -491,7 +498,12 @@ impl<'a> MemoryWatch<'a> {
         let Some(pid) = self.state.serve_pid else {
             return false;
         };
-        let Some(bytes) = qvac_managed_core::platform::tree_resident_bytes(pid) else {
+        // A subreaper's own descendants are the serve's tree and what it left behind (a worker
+        // started through a short-lived parent); elsewhere the serve's tree.
+        let measured = platform::descendants_resident_bytes(std::process::id() as i32)
+            .filter(|&b| b > 0)
+            .or_else(|| platform::tree_resident_bytes(pid));
+        let Some(bytes) = measured else {
             return false;
         };
         self.state.current_bytes = bytes;
@@ -510,12 +522,22 @@ impl<'a> MemoryWatch<'a> {
         }
     }
 
+    /// While above the ceiling the tree is sampled every [`CEILING_RESAMPLE`], so only a tree
+    /// that stays above it (no dip that long) is stopped, however its spikes line up with the
+    /// regular samples.
+    fn next_ceiling_sample(&self) -> Option<Instant> {
+        self.above_since.map(|_| Instant::now() + CEILING_RESAMPLE)
+    }
+
     /// The peak seen (`None` if never sampled); `<key>.mem` goes with the serve.
     fn finish(&mut self) -> Option<u64> {
         self.registry.remove_memory(self.key);
         (self.state.peak_bytes > 0).then_some(self.state.peak_bytes)
     }
 }
+
+/// How often the tree is sampled while it is above `serveMaxMemory`.
+const CEILING_RESAMPLE: Duration = Duration::from_millis(250);
 
 /// A probe in flight: its outcome and how long it took.
 type ProbeFuture = Pin<Box<dyn Future<Output = (Result<u16, ProbeError>, Duration)>>>;

@@ -22,9 +22,10 @@
 
 use std::time::{Duration, Instant};
 
+use crate::file_lock::{FileLock, LockMode};
 use crate::managed_options::ModelSpec;
 use crate::memory_size::format_bytes;
-use crate::pid_lock::{PidLock, PidLockError};
+use crate::pid_lock::PidLock;
 use crate::process::ProcessIdentity;
 use crate::registry::{RecordState, Registry, RegistryError, ServeMemory};
 use crate::retry::{CancelToken, RetryPolicy};
@@ -85,7 +86,7 @@ fn refusal_message(r: &BudgetRefusal) -> String {
         NeedSource::Estimate => "estimated from its model files",
     };
     let mut text = format!(
-        "starting fleet {} needs {} ({need}), and {} of the {} memory budget is held by fleets in use or pinned, which are never evicted",
+        "starting fleet {} needs {} ({need}), and {} of the {} memory budget is held by fleets that cannot be evicted (in use, pinned, or starting or stopping)",
         r.fleet_key,
         format_bytes(r.need_bytes),
         format_bytes(held),
@@ -101,7 +102,7 @@ fn refusal_message(r: &BudgetRefusal) -> String {
                 let why = if f.pinned {
                     "pinned".to_owned()
                 } else if f.runner_pid.is_none() {
-                    "starting".to_owned()
+                    "starting or stopping".to_owned()
                 } else {
                     format!(
                         "{} consumer(s), {} connection(s)",
@@ -184,8 +185,10 @@ pub fn fleets_in_use(registry: &Registry, except: &str) -> Result<Vec<FleetUse>,
                 });
             }
             _ => {
-                // A start in progress: its reservation, while someone holds its spawn lock.
-                let Some(memory) = memory.filter(|m| m.reserved_bytes > 0) else {
+                // A start in progress (its reservation), or a serve being stopped or reaped (its
+                // last sample: it is resident until it is gone), while a live process holds the
+                // fleet's spawn lock.
+                let Some(memory) = memory.filter(|m| m.held_bytes() > 0) else {
                     continue;
                 };
                 let starting = PidLock::inspect(&registry.lock_path(&key))
@@ -194,7 +197,7 @@ pub fn fleets_in_use(registry: &Registry, except: &str) -> Result<Vec<FleetUse>,
                     .is_some_and(|holder| holder.is_alive());
                 if starting {
                     fleets.push(FleetUse {
-                        models: vec![],
+                        models: memory.models.clone(),
                         rss_bytes: memory.held_bytes(),
                         consumers,
                         connections: 0,
@@ -265,6 +268,7 @@ pub async fn admit(
     let reservation = ServeMemory {
         reserved_bytes: need,
         reserved_by: Some(std::process::id() as i32),
+        models: models.iter().map(|m| m.name.clone()).collect(),
         ..ServeMemory::default()
     };
     registry.write_memory(key, &reservation)?;
@@ -314,23 +318,24 @@ async fn evict(registry: &Registry, fleet: &FleetUse) -> Result<bool, RegistryEr
     }
 }
 
-/// `memory-budget.lock`, waited for (another decision, with its evictions, is brief).
-async fn budget_lock(registry: &Registry) -> Result<PidLock, RegistryError> {
+/// `memory-budget.lock`, waited for (another decision, with its evictions, is brief). An flock:
+/// the kernel releases it when its holder dies, however it dies, and its content means nothing.
+async fn budget_lock(registry: &Registry) -> Result<FileLock, RegistryError> {
     let policy = RetryPolicy {
-        attempts: 10_000,
-        base_delay: Duration::from_millis(5),
-        max_delay: Duration::from_millis(50),
+        attempts: 100_000,
+        base_delay: Duration::from_millis(2),
+        max_delay: Duration::from_millis(20),
         deadline: Some(EVICTION_BOUND * 2),
         jitter: 0.5,
     };
-    PidLock::acquire_with_mode(
-        &registry.budget_lock_path(),
-        0o600,
-        &policy,
-        &CancelToken::new(),
-    )
-    .await
-    .map_err(RegistryError::from)
+    let path = registry.budget_lock_path();
+    FileLock::acquire(&path, LockMode::Exclusive, &policy, &CancelToken::new())
+        .await
+        .map_err(|err| RegistryError::Io {
+            action: "lock",
+            path,
+            source: std::io::Error::other(err.to_string()),
+        })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -339,10 +344,4 @@ pub enum AdmitError {
     Refused(BudgetRefusal),
     #[error(transparent)]
     Registry(#[from] RegistryError),
-}
-
-impl From<PidLockError> for AdmitError {
-    fn from(err: PidLockError) -> Self {
-        AdmitError::Registry(err.into())
-    }
 }

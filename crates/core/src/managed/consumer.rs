@@ -187,6 +187,9 @@ async fn ensure_serve_uncancelled(
     check_serve_bin_path(options.serve_bin_path.as_deref())
         .map_err(|err| EnsureError::Start(Box::new(err.failure())))?;
     let budget = memory_budget(options, launch)?;
+    if let Some(ceiling) = options.serve_max_memory {
+        resolve_size(ceiling, "serveMaxMemory")?;
+    }
     registry.ensure_dir()?;
     if options.reuse && avoid.is_none() {
         if let Some(attached) = try_attach(registry, fleet_key)? {
@@ -376,20 +379,24 @@ fn memory_budget(
     resolve_size(size, option).map(Some)
 }
 
-/// A size in bytes; a percentage needs the machine's physical memory.
+/// A size in bytes; a percentage needs the machine's physical memory, and must come to 1 MiB
+/// or more.
 pub fn resolve_size(
     size: crate::memory_size::MemorySize,
     option: &str,
 ) -> Result<u64, EnsureError> {
-    size.bytes(crate::platform::physical_memory_bytes())
-        .ok_or_else(|| {
-            crate::options::InvalidOption::new(
-                option,
-                "a percentage".to_owned(),
-                "a size in bytes or with a unit: this OS does not say how much physical memory it has",
-            )
-            .into()
-        })
+    let invalid = |expected| -> EnsureError {
+        crate::options::InvalidOption::new(option, format!("{size}"), expected).into()
+    };
+    match size.bytes(crate::platform::physical_memory_bytes()) {
+        None => Err(invalid(
+            "a size in bytes or with a unit: this OS does not say how much physical memory it has",
+        )),
+        Some(bytes) if bytes < crate::memory_size::MIN_BYTES => Err(invalid(
+            "a percentage of physical memory that comes to 1 MiB or more",
+        )),
+        Some(bytes) => Ok(bytes),
+    }
 }
 
 /// `pin: true` pins the fleet (`<key>.pin`) once attached.

@@ -15,7 +15,8 @@ pub enum MemorySize {
 /// What a size must look like, for INVALID_OPTION messages.
 pub const MEMORY_SIZE_EXPECTED: &str = "a number of bytes (at least 1 MiB), a string with a unit such as '12GiB' or '512MB' (B, KB, MB, GB, TB = powers of 1000; KiB, MiB, GiB, TiB, K, M, G, T = powers of 1024), or a percentage of physical memory such as '80%'";
 
-const MIN_BYTES: u64 = 1 << 20;
+/// The smallest size accepted (in bytes, or as a resolved percentage).
+pub const MIN_BYTES: u64 = 1 << 20;
 
 impl MemorySize {
     /// From an option's value; `None` for a value of the wrong form.
@@ -63,6 +64,15 @@ impl MemorySize {
         match self {
             MemorySize::Bytes(b) => Some(b),
             MemorySize::Percent(p) => physical.map(|total| (total as f64 * p / 100.0) as u64),
+        }
+    }
+}
+
+impl std::fmt::Display for MemorySize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MemorySize::Bytes(b) => write!(f, "{b} bytes"),
+            MemorySize::Percent(p) => write!(f, "'{p}%'"),
         }
     }
 }

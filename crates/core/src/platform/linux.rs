@@ -379,9 +379,23 @@ fn process_tree(root: i32, limit: usize) -> Vec<i32> {
 /// second field of each one's `/proc/<pid>/statm` (one read per process, found through the
 /// `children` files, never a scan of `/proc`). `None` when `root` is gone.
 pub fn tree_resident_bytes(root: i32) -> Option<u64> {
+    resident_bytes_of(root, true)
+}
+
+/// Resident bytes of every descendant of `root`, not `root` itself: for a runner (a subreaper),
+/// its serve's tree and whatever the serve left behind by daemonizing (re-parented to the
+/// runner). `None` when `root` is gone.
+pub fn descendants_resident_bytes(root: i32) -> Option<u64> {
+    resident_bytes_of(root, false)
+}
+
+fn resident_bytes_of(root: i32, with_root: bool) -> Option<u64> {
     let page = rustix::param::page_size() as u64;
     let mut total = None;
-    for pid in process_tree(root, TREE_LIMIT) {
+    for pid in process_tree(root, TREE_LIMIT)
+        .into_iter()
+        .filter(|&pid| with_root || pid != root)
+    {
         let resident = read_proc_file(&format!("/proc/{pid}/statm"))
             .and_then(|statm| statm.split_whitespace().nth(1)?.parse::<u64>().ok());
         if let Some(pages) = resident {
@@ -389,6 +403,9 @@ pub fn tree_resident_bytes(root: i32) -> Option<u64> {
         } else if pid == root {
             return None;
         }
+    }
+    if !with_root && total.is_none() && std::fs::metadata(format!("/proc/{root}")).is_ok() {
+        return Some(0);
     }
     total
 }

@@ -13,6 +13,15 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 
+/// Resident bytes of every descendant of `root` (not `root`): where a runner adopts what its
+/// serve left behind (a Linux subreaper), its own descendants are the serve's whole footprint.
+/// Elsewhere `None`: macOS re-parents such processes to launchd, and on Windows the serve's Job
+/// Object holds them (the serve's tree is measured instead).
+#[cfg(not(target_os = "linux"))]
+pub fn descendants_resident_bytes(_root: i32) -> Option<u64> {
+    None
+}
+
 /// What delivers directory changes here (named by `doctor`).
 #[cfg(target_os = "linux")]
 pub const DIR_EVENTS: &str = "inotify";
@@ -67,10 +76,10 @@ mod linux;
 pub mod watch;
 #[cfg(target_os = "linux")]
 pub use linux::{
-    boot_id, children_of, flock_holder_pid, machine_id, physical_memory_bytes, process_cmdline,
-    process_group_alive, process_group_of, process_is_zombie, process_start_time, rename_noreplace,
-    serve_connections, set_parent_death_signal, tcp_connections_to_each, tcp_listener_pid,
-    tree_resident_bytes,
+    boot_id, children_of, descendants_resident_bytes, flock_holder_pid, machine_id,
+    physical_memory_bytes, process_cmdline, process_group_alive, process_group_of,
+    process_is_zombie, process_start_time, rename_noreplace, serve_connections,
+    set_parent_death_signal, tcp_connections_to_each, tcp_listener_pid, tree_resident_bytes,
 };
 #[cfg(target_os = "linux")]
 pub use watch::{DirWatcher, ExitWatch, ProcessHandle};

@@ -11,7 +11,8 @@
 //! - `<key>.evict`: a consumer under a budget asks the fleet's runner to reap its idle serve now;
 //!   the runner does so exactly as at its idle deadline (consumers and connections checked again
 //!   under the spawn lock), or removes the file to call the eviction off.
-//! - `memory-budget.lock`: one budget decision at a time per registry (a PID lock).
+//! - `memory-budget.lock`: one budget decision at a time per registry (an flock, released by the
+//!   kernel when its holder dies).
 
 use std::time::Duration;
 
@@ -55,6 +56,9 @@ pub struct ServeMemory {
     /// Since when the fleet had neither (ms since the epoch); `None` while in use.
     #[serde(default)]
     pub idle_since: Option<u64>,
+    /// The fleet's models (a budget refusal names them while no record does).
+    #[serde(default)]
+    pub models: Vec<String>,
 }
 
 impl ServeMemory {
