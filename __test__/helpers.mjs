@@ -1,6 +1,7 @@
 // Shared by the node:test files (runs under Node and Bun). Every process a test signals is one
 // it spawned itself, by pid.
 import { spawn } from 'node:child_process';
+import { createServer as createNetServer } from 'node:net';
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -215,3 +216,12 @@ export async function assertRegistryClean(registryDir, tempBefore, timeoutMs = 1
 export function noteNotRoot(t, what) {
   if (!isRoot) t.diagnostic(`not root: ${what} (runs fully as root)`);
 }
+
+/** A loopback port free now (the OS picked it for a listener, closed at once). */
+export const freePort = () =>
+  new Promise((resolve) => {
+    const server = createNetServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });

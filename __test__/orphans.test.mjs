@@ -7,25 +7,16 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 
 import { ensureServe, ManagedRegistry, resolveRunnerPath, validateManagedOptions } from '../dist/index.js';
-import { deadPid, fixtures, running, tempDir, waitFor } from './helpers.mjs';
+import { deadPid, fixtures, freePort, running, tempDir, waitFor } from './helpers.mjs';
 import { createInterface } from 'node:readline';
 
 const fakeServe = join(fixtures, 'fake-serve.mjs');
 const MODEL = 'QWEN3_600M_INST_Q4';
-
-const freePort = () =>
-  new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
 
 /**
  * A serve left behind by a runner that died: started detached (its own session and group), with a

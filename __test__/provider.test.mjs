@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 
 import { createQvac, qvac, ManagedRegistry, resolveRunnerPath } from '../dist/index.js';
 import { retarget } from '../dist/provider/managed.js';
-import { event, fixtures, running, spawnFixture, spawnUpstream, tempDir, waitFor } from './helpers.mjs';
+import { event, fixtures, freePort, running, spawnFixture, spawnUpstream, tempDir, waitFor } from './helpers.mjs';
 
 const fakeServe = join(fixtures, 'fake-serve.mjs');
 const MODEL = 'QWEN3_600M_INST_Q4';
@@ -77,16 +77,18 @@ describe('createQvac managed mode', () => {
   test('reuse: false and a pinned port give private serves', async () => {
     const a = await managed({ reuse: false });
     const b = await managed({ reuse: false });
-    const port = 30000 + (process.pid % 20000);
-    const pinned = await managed({ servePort: port });
+    // A port the OS found free just now (a fixed one can be any client socket's local port).
+    const port = await freePort();
+    let pinned;
     try {
+      pinned = await managed({ servePort: port });
       assert.notEqual(a.pid, b.pid);
       assert.equal(pinned.port, port);
       const shared = await managed();
       assert.notEqual(shared.pid, pinned.pid, 'a pinned serve is not shared with an unpinned request');
       await shared.close();
     } finally {
-      await Promise.all([a.close(), b.close(), pinned.close()]);
+      await Promise.all([a.close(), b.close(), pinned?.close()]);
     }
     await waitFor(() => ![a.pid, b.pid, pinned.pid].some(running), 10_000, 'private serves reaped at once');
   });
