@@ -48,10 +48,10 @@ pub struct NodeApiHostReport {
 
 #[napi]
 pub fn node_api_host_report() -> NodeApiHostReport {
-    let facts = host::facts();
+    let (created, node_api_order, swapped_order) = host::threadsafe_function_counts();
     NodeApiHostReport {
-        threadsafe_functions_created: facts.created as f64,
-        finalized_in_node_api_order: facts.finalized_in_node_api_order as f64,
-        finalized_in_swapped_order: facts.finalized_in_swapped_order as f64,
+        threadsafe_functions_created: created as f64,
+        finalized_in_node_api_order: node_api_order as f64,
+        finalized_in_swapped_order: swapped_order as f64,
     }
 }

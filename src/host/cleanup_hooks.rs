@@ -57,6 +57,35 @@ pub unsafe fn remove(real: HookFn, env: napi_env, hook: Hook, arg: *mut c_void) 
     unsafe { real(env, hook, arg) }
 }
 
+/// [`add`] (`adding`) or [`remove`] through a host function found by address (macOS `dlsym`,
+/// Windows `GetProcAddress`); `napi_generic_failure` when none was found.
+///
+/// # Safety
+/// As `napi_add_env_cleanup_hook` / `napi_remove_env_cleanup_hook`; `host`, when present, is the
+/// address of the host's export of that name, which has Node-API's signature.
+#[cfg(any(target_os = "macos", windows))]
+pub unsafe fn via(
+    host: Option<usize>,
+    adding: bool,
+    env: napi_env,
+    hook: Hook,
+    arg: *mut c_void,
+) -> napi_status {
+    let Some(host) = host else {
+        return Status::napi_generic_failure;
+    };
+    // SAFETY: the address of the host's export, whose signature `HookFn` is.
+    let real = unsafe { std::mem::transmute::<usize, HookFn>(host) };
+    // SAFETY: the caller's arguments, forwarded to the host's function.
+    unsafe {
+        if adding {
+            add(real, env, hook, arg)
+        } else {
+            remove(real, env, hook, arg)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

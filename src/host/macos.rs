@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use napi::sys::{
     napi_env, napi_finalize, napi_status, napi_threadsafe_function,
-    napi_threadsafe_function_call_js, napi_value, Status,
+    napi_threadsafe_function_call_js, napi_value,
 };
 
 use super::cleanup_hooks::{self, Hook, HookFn};
@@ -57,19 +57,15 @@ pub unsafe extern "C" fn napi_create_threadsafe_function(
     result: *mut napi_threadsafe_function,
 ) -> napi_status {
     static HOST: OnceLock<usize> = OnceLock::new();
-    let Some(real) = host_fn(
+    let host = host_fn(
         &HOST,
         c"napi_create_threadsafe_function",
         napi_create_threadsafe_function as CreateFn as usize,
-    ) else {
-        return Status::napi_generic_failure;
-    };
-    // SAFETY: the host's export of this name has Node-API's signature, which `CreateFn` is.
-    let real = unsafe { std::mem::transmute::<usize, CreateFn>(real) };
-    // SAFETY: the caller's arguments, forwarded to the host's function.
+    );
+    // SAFETY: the caller's arguments, forwarded to the host's export of this name.
     unsafe {
-        tsfn_finalize::create(
-            real,
+        tsfn_finalize::create_via(
+            host,
             env,
             func,
             async_resource,
@@ -96,17 +92,13 @@ pub unsafe extern "C" fn napi_add_env_cleanup_hook(
     arg: *mut c_void,
 ) -> napi_status {
     static HOST: OnceLock<usize> = OnceLock::new();
-    let Some(real) = host_fn(
+    let host = host_fn(
         &HOST,
         c"napi_add_env_cleanup_hook",
         napi_add_env_cleanup_hook as HookFn as usize,
-    ) else {
-        return Status::napi_generic_failure;
-    };
-    // SAFETY: the host's export of this name has Node-API's signature, which `HookFn` is.
-    let real = unsafe { std::mem::transmute::<usize, HookFn>(real) };
-    // SAFETY: the caller's arguments, forwarded to the host's function.
-    unsafe { cleanup_hooks::add(real, env, fun, arg) }
+    );
+    // SAFETY: the caller's arguments, forwarded to the host's export of this name.
+    unsafe { cleanup_hooks::via(host, true, env, fun, arg) }
 }
 
 /// `napi_remove_env_cleanup_hook` for this image: see [`cleanup_hooks`].
@@ -120,15 +112,11 @@ pub unsafe extern "C" fn napi_remove_env_cleanup_hook(
     arg: *mut c_void,
 ) -> napi_status {
     static HOST: OnceLock<usize> = OnceLock::new();
-    let Some(real) = host_fn(
+    let host = host_fn(
         &HOST,
         c"napi_remove_env_cleanup_hook",
         napi_remove_env_cleanup_hook as HookFn as usize,
-    ) else {
-        return Status::napi_generic_failure;
-    };
-    // SAFETY: the host's export of this name has Node-API's signature, which `HookFn` is.
-    let real = unsafe { std::mem::transmute::<usize, HookFn>(real) };
-    // SAFETY: the caller's arguments, forwarded to the host's function.
-    unsafe { cleanup_hooks::remove(real, env, fun, arg) }
+    );
+    // SAFETY: the caller's arguments, forwarded to the host's export of this name.
+    unsafe { cleanup_hooks::via(host, false, env, fun, arg) }
 }

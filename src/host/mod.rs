@@ -27,7 +27,7 @@
 //!   running executable with `GetProcAddress`; this image's own `GetProcAddress` import is
 //!   routed through a function that hands out the wrappers for the three names.
 //!
-//! [`facts`] reports what the host did (the `nodeApiHostReport()` export), so the tests see which order
+//! [`threadsafe_function_counts`] reports what the host did (the `nodeApiHostReport()` export), so the tests see which order
 //! each host uses and that the calls went through here.
 
 // The only `unsafe` of the binding: calls through C function pointers handed over by the host.
@@ -43,21 +43,6 @@ mod macos;
 #[cfg(windows)]
 mod windows;
 
-/// What the host did with this image's threadsafe functions so far.
-pub struct Facts {
-    /// Created with a finalizer, through the wrapper.
-    pub created: u64,
-    /// Finalizers the host called in Node-API's order `(env, finalize_data, context)`.
-    pub finalized_in_node_api_order: u64,
-    /// Finalizers the host called as `(env, context, finalize_data)` (Bare 1.31–1.33).
-    pub finalized_in_swapped_order: u64,
-}
-
-pub fn facts() -> Facts {
-    let (created, node_api, swapped) = tsfn_finalize::counts();
-    Facts {
-        created,
-        finalized_in_node_api_order: node_api,
-        finalized_in_swapped_order: swapped,
-    }
-}
+/// What the host did with this image's threadsafe functions so far: `(created, finalized in
+/// Node-API's order, finalized in the swapped order)`.
+pub use tsfn_finalize::counts as threadsafe_function_counts;

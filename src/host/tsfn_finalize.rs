@@ -149,6 +149,51 @@ pub unsafe fn create(
     status
 }
 
+/// [`create`] through a host function found by address (macOS `dlsym`, Windows
+/// `GetProcAddress`); `napi_generic_failure` when none was found.
+///
+/// # Safety
+/// As `napi_create_threadsafe_function`; `host`, when present, is the address of the host's
+/// export of that name, which has Node-API's signature.
+#[cfg(any(target_os = "macos", windows))]
+#[allow(clippy::too_many_arguments)] // Node-API's signature
+pub unsafe fn create_via(
+    host: Option<usize>,
+    env: napi_env,
+    func: napi_value,
+    async_resource: napi_value,
+    async_resource_name: napi_value,
+    max_queue_size: usize,
+    initial_thread_count: usize,
+    finalize_data: *mut c_void,
+    finalize_cb: napi_finalize,
+    context: *mut c_void,
+    call_js_cb: napi_threadsafe_function_call_js,
+    result: *mut napi_threadsafe_function,
+) -> napi_status {
+    let Some(host) = host else {
+        return Status::napi_generic_failure;
+    };
+    // SAFETY: the address of the host's export, whose signature `CreateFn` is; the caller's
+    // arguments forwarded to it.
+    unsafe {
+        create(
+            std::mem::transmute::<usize, CreateFn>(host),
+            env,
+            func,
+            async_resource,
+            async_resource_name,
+            max_queue_size,
+            initial_thread_count,
+            finalize_data,
+            finalize_cb,
+            context,
+            call_js_cb,
+            result,
+        )
+    }
+}
+
 /// The finalizer the host calls, in either order; see the module doc.
 unsafe extern "C" fn finalize(env: napi_env, a: *mut c_void, b: *mut c_void) {
     let Some(finalizer) = claim(a, b) else {

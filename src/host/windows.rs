@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use napi::sys::{
     napi_env, napi_finalize, napi_status, napi_threadsafe_function,
-    napi_threadsafe_function_call_js, napi_value, Status,
+    napi_threadsafe_function_call_js, napi_value,
 };
 use windows_sys::core::PCSTR;
 use windows_sys::Win32::Foundation::{FARPROC, HMODULE};
@@ -194,14 +194,10 @@ unsafe extern "C" fn create_threadsafe_function(
     call_js_cb: napi_threadsafe_function_call_js,
     result: *mut napi_threadsafe_function,
 ) -> napi_status {
-    let Some(real) = host(&HOST_CREATE) else {
-        return Status::napi_generic_failure;
-    };
-    // SAFETY: the host's export of this name has Node-API's signature, which `CreateFn` is;
-    // the caller's arguments are forwarded to it.
+    // SAFETY: the caller's arguments, forwarded to the host's export of this name.
     unsafe {
-        tsfn_finalize::create(
-            std::mem::transmute::<usize, CreateFn>(real),
+        tsfn_finalize::create_via(
+            host(&HOST_CREATE),
             env,
             func,
             async_resource,
@@ -223,11 +219,8 @@ unsafe extern "C" fn add_env_cleanup_hook(
     fun: Hook,
     arg: *mut c_void,
 ) -> napi_status {
-    let Some(real) = host(&HOST_ADD_HOOK) else {
-        return Status::napi_generic_failure;
-    };
-    // SAFETY: the host's export of this name has Node-API's signature, which `HookFn` is.
-    unsafe { cleanup_hooks::add(std::mem::transmute::<usize, HookFn>(real), env, fun, arg) }
+    // SAFETY: the caller's arguments, forwarded to the host's export of this name.
+    unsafe { cleanup_hooks::via(host(&HOST_ADD_HOOK), true, env, fun, arg) }
 }
 
 /// `napi_remove_env_cleanup_hook` for this image: see [`cleanup_hooks`].
@@ -236,9 +229,6 @@ unsafe extern "C" fn remove_env_cleanup_hook(
     fun: Hook,
     arg: *mut c_void,
 ) -> napi_status {
-    let Some(real) = host(&HOST_REMOVE_HOOK) else {
-        return Status::napi_generic_failure;
-    };
-    // SAFETY: the host's export of this name has Node-API's signature, which `HookFn` is.
-    unsafe { cleanup_hooks::remove(std::mem::transmute::<usize, HookFn>(real), env, fun, arg) }
+    // SAFETY: the caller's arguments, forwarded to the host's export of this name.
+    unsafe { cleanup_hooks::via(host(&HOST_REMOVE_HOOK), false, env, fun, arg) }
 }
