@@ -271,7 +271,7 @@ pub async fn run_serve(params: RunnerParams) -> RunnerExit {
         } else {
             empty_since = None;
         }
-        memory.seen(live.len(), connections, empty_since.is_some());
+        memory.seen(connections, empty_since.is_some());
         let idle_deadline = empty_since.map(|since| since + idle);
         tokio::select! {
             exited = serve.exited() => {
@@ -459,29 +459,18 @@ impl<'a> MemoryWatch<'a> {
         watch
     }
 
-    /// What the loop saw: consumers, connections, and whether the fleet is idle (neither).
-    /// Written at once when it changed, so a budget decision never sees an idle fleet as in use
-    /// for a whole sample interval (nor the other way round).
-    fn seen(&mut self, consumers: usize, connections: u32, idle: bool) {
-        let before = (
-            self.state.consumers,
-            self.state.connections,
-            self.state.idle_since,
-        );
-        self.state.consumers = consumers as u32;
+    /// What the loop saw: connections, and whether the fleet is idle (no consumer, no
+    /// connection). Written at once when it changed, so a budget decision never sees an idle
+    /// fleet as in use for a whole sample interval (nor the other way round).
+    fn seen(&mut self, connections: u32, idle: bool) {
+        let before = (self.state.connections, self.state.idle_since);
         self.state.connections = connections;
         match (idle, self.state.idle_since) {
             (true, None) => self.state.idle_since = Some(now_ms()),
             (false, Some(_)) => self.state.idle_since = None,
             _ => {}
         }
-        if before
-            != (
-                self.state.consumers,
-                self.state.connections,
-                self.state.idle_since,
-            )
-        {
+        if before != (self.state.connections, self.state.idle_since) {
             self.write();
         }
     }

@@ -186,10 +186,7 @@ async fn ensure_serve_uncancelled(
     // A serveBinPath that does not exist is bad input: refused before anything is written.
     check_serve_bin_path(options.serve_bin_path.as_deref())
         .map_err(|err| EnsureError::Start(Box::new(err.failure())))?;
-    let budget = memory_budget(options, launch)?;
-    if let Some(ceiling) = options.serve_max_memory {
-        resolve_size(ceiling, "serveMaxMemory")?;
-    }
+    let limits = MemoryLimits::of(options, launch)?;
     registry.ensure_dir()?;
     if options.reuse && avoid.is_none() {
         if let Some(attached) = try_attach(registry, fleet_key)? {
@@ -203,7 +200,7 @@ async fn ensure_serve_uncancelled(
         tracing::warn!(%err, "sweeping the registry before a start failed");
     }
     let marker = registry.add_consumer(fleet_key)?;
-    let result = attach_or_spawn(registry, options, fleet_key, launch, marker, avoid, budget).await;
+    let result = attach_or_spawn(registry, options, fleet_key, launch, marker, avoid, limits).await;
     if result.is_ok() {
         pin(registry, options, fleet_key);
     }
@@ -221,7 +218,7 @@ async fn attach_or_spawn(
     launch: &RunnerLaunch,
     marker: ConsumerMarker,
     avoid: Option<i32>,
-    budget: Option<u64>,
+    limits: MemoryLimits,
 ) -> Result<Attachment, EnsureError> {
     // Armed before the first look, so no change between a look and the wait is missed.
     let mut wakeups = Wakeups::new(registry, fleet_key);
@@ -273,7 +270,7 @@ async fn attach_or_spawn(
                     });
                 }
                 // Room under the memory budget, decided while we hold the spawn lock.
-                if let Some(budget) = budget {
+                if let Some(budget) = limits.budget {
                     match crate::budget::admit(registry, fleet_key, &options.models, budget).await {
                         Ok(()) => {}
                         Err(crate::budget::AdmitError::Refused(refusal)) => {
@@ -282,7 +279,8 @@ async fn attach_or_spawn(
                         Err(crate::budget::AdmitError::Registry(err)) => return Err(err.into()),
                     }
                 }
-                let result = spawn_and_wait(registry, options, fleet_key, launch, deadline).await;
+                let result =
+                    spawn_and_wait(registry, options, fleet_key, launch, limits, deadline).await;
                 drop(lock);
                 if result.is_err() {
                     crate::budget::release_reservation(registry, fleet_key);
@@ -348,6 +346,28 @@ async fn attach_or_spawn(
     }
 }
 
+/// The memory limits of a start of this provider, in bytes, resolved once (before anything is
+/// written: a bad value is INVALID_OPTION).
+#[derive(Clone, Copy, Debug)]
+struct MemoryLimits {
+    /// See [`memory_budget`].
+    budget: Option<u64>,
+    /// `serveMaxMemory`, handed to the runner.
+    ceiling: Option<u64>,
+}
+
+impl MemoryLimits {
+    fn of(options: &ManagedOptions, launch: &RunnerLaunch) -> Result<MemoryLimits, EnsureError> {
+        Ok(MemoryLimits {
+            budget: memory_budget(options, launch)?,
+            ceiling: options
+                .serve_max_memory
+                .map(|size| resolve_size(size, "serveMaxMemory"))
+                .transpose()?,
+        })
+    }
+}
+
 /// The budget a start of this provider is decided under, in bytes: `memoryBudget`, else
 /// `QVAC_MANAGED_MEMORY_BUDGET` from the environment the runner gets; `None` (no budget) when
 /// neither is set.
@@ -381,10 +401,7 @@ fn memory_budget(
 
 /// A size in bytes; a percentage needs the machine's physical memory, and must come to 1 MiB
 /// or more.
-pub fn resolve_size(
-    size: crate::memory_size::MemorySize,
-    option: &str,
-) -> Result<u64, EnsureError> {
+fn resolve_size(size: crate::memory_size::MemorySize, option: &str) -> Result<u64, EnsureError> {
     let invalid = |expected| -> EnsureError {
         crate::options::InvalidOption::new(option, format!("{size}"), expected).into()
     };
@@ -552,6 +569,7 @@ async fn spawn_and_wait(
     options: &ManagedOptions,
     fleet_key: &str,
     launch: &RunnerLaunch,
+    limits: MemoryLimits,
     deadline: Instant,
 ) -> Result<ServeRecord, EnsureError> {
     // Armed before the runner starts, so its record or failure cannot slip past the wait.
@@ -590,10 +608,7 @@ async fn spawn_and_wait(
         launcher: Some(crate::process::ProcessIdentity::current().to_record()),
         hang_timeout_ms: options.serve_hang_timeout.as_secs_f64() * 1000.0,
         idle_counts_connections: options.serve_idle_counts_connections,
-        max_memory_bytes: options
-            .serve_max_memory
-            .map(|size| resolve_size(size, "serveMaxMemory"))
-            .transpose()?,
+        max_memory_bytes: limits.ceiling,
     };
     let params_path = params.write(registry).map_err(|e| EnsureError::Runner {
         path: launch.runner_path.clone(),

@@ -2,8 +2,8 @@
 //! of ours; upstream 0.7.0 neither reads nor sweeps them):
 //!
 //! - `<key>.mem`: the serve's whole process tree, resident bytes now and at peak, rewritten by
-//!   its runner every [`MEMORY_SAMPLE_INTERVAL`] with the consumers and connections it saw and
-//!   since when the fleet has been idle (none of either). Before the runner exists, the consumer
+//!   its runner every [`MEMORY_SAMPLE_INTERVAL`] with the connections it saw and since when the
+//!   fleet has been idle (no consumer, no connection). Before the runner exists, the consumer
 //!   starting the fleet under a budget writes the room it reserved (`reservedBytes`); the runner
 //!   keeps that figure. Removed when the runner ends.
 //! - `<key>.pin`: the fleet is never evicted to make room (`pin: true`, `qvac-managed pin`);
@@ -48,12 +48,12 @@ pub struct ServeMemory {
     /// Who reserved it (the starting consumer's pid), while no runner has taken the file over.
     #[serde(default)]
     pub reserved_by: Option<i32>,
-    /// Consumers and connections the runner saw at the last sample.
-    #[serde(default)]
-    pub consumers: u32,
+    /// Connections to the serve the runner saw at its last look (it counts them while no
+    /// consumer is attached; consumers are read from their markers, which are current).
     #[serde(default)]
     pub connections: u32,
-    /// Since when the fleet had neither (ms since the epoch); `None` while in use.
+    /// Since when the fleet had neither consumers nor connections (ms since the epoch); `None`
+    /// while in use.
     #[serde(default)]
     pub idle_since: Option<u64>,
     /// The fleet's models (a budget refusal names them while no record does).
