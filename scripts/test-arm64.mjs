@@ -88,6 +88,17 @@ const EXPECTED_UNDER_QEMU = [
       'so the runner is no subreaper (it logs a warning) and the daemon is re-parented to init instead of to it',
   },
   {
+    file: 'managed-serve.test.mjs',
+    name: 'consumers waiting on the lock while a runner exits: one start, every consumer served (many rounds)',
+    error: /a fresh serve, not the reaped one/,
+    applies: (q) => q.nodeImportMs > 500,
+    why: (q) =>
+      `emulation speed (${q.nodeImportMs} ms to start Node and load the package): the test releases its waiters once the record is gone, but the runner ` +
+      're-checks consumers just after removing the record (lifecycle.rs try_reap), and a waiter whose marker lands in that gap keeps the live serve — ' +
+      "the documented outcome of an attach at the idle deadline, which this assertion does not allow; under qemu the gap is wide enough (3 of 4 runs on 2026-12-07; " +
+      'never natively). The assertions before it (no errors, one serve for all waiters) held',
+  },
+  {
     file: 'pid-lock.test.mjs',
     name: '50 racers over one stale lock: exactly one owner, and a live owner is never taken',
     error: /lock-racer\.mjs: no matching event within 60000 ms/,
